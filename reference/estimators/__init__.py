@@ -1,0 +1,10 @@
+"""Registry of reference estimators: `get(id)`, `ids(pattern)`; importing a module registers its entries."""
+
+from reference.estimators import unified_view  # noqa: F401
+from reference.estimators import gradient_noise  # noqa: F401
+from reference.estimators.registry import REGISTRY
+
+get = REGISTRY.get
+ids = REGISTRY.ids
+
+__all__ = ["REGISTRY", "get", "ids"]

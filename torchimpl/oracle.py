@@ -1,0 +1,67 @@
+"""What a rule may ask of the problem beyond the gradient: the torch twin of the reference
+oracle. Randomness reaches a rule only through ``oracle.generator``."""
+
+from __future__ import annotations
+
+import torch
+
+from torchimpl.problems.base import Batch, Problem
+from torchimpl.tree import Tree, flatten
+
+CURVATURES = ("H", "F", "F_emp", "G", "user")
+_QUANTITY = {"H": "hessian", "F": "fisher_true", "F_emp": "fisher_emp", "G": "ggn"}
+
+
+def parse_curvature(kind: str) -> tuple[str, bool]:
+    """``"diag(H)" -> ("H", True)``; ``"F" -> ("F", False)``; anything else is a ValueError."""
+    diagonal = kind.startswith("diag(") and kind.endswith(")")
+    base = kind[5:-1] if diagonal else kind
+    if base not in CURVATURES:
+        raise ValueError(f"curv must be one of {CURVATURES} or diag(<one of them>), got {kind!r}")
+    return base, diagonal
+
+
+class Oracle:
+    """Problem quantities at a batch; ``user`` curvature is a dense matrix given here."""
+
+    def __init__(
+        self,
+        problem: Problem,
+        batch: Batch = None,
+        generator: torch.Generator | None = None,
+        user_curvature: torch.Tensor | None = None,
+    ) -> None:
+        self.problem = problem
+        self.batch = batch
+        self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.user_curvature = user_curvature
+
+    def loss(self, params: Tree) -> torch.Tensor:
+        return self.problem.loss(params, self.batch)
+
+    def grad(self, params: Tree) -> dict[str, torch.Tensor]:
+        return self.problem.grad(params, self.batch)
+
+    def full_grad(self, params: Tree):
+        """The full-batch gradient g, whatever the oracle's batch (for g_b = g + xi_b)."""
+        return self.problem.grad(params, None)
+
+    def hvp(self, params: Tree, v: Tree) -> dict[str, torch.Tensor]:
+        return self.problem.hvp(params, v, self.batch)
+
+    def per_sample_grads(self, params: Tree) -> torch.Tensor:
+        return self.problem.per_sample_grads(params, self.batch)
+
+    def curvature(self, params: Tree, kind: str) -> torch.Tensor:
+        """Dense curvature over ``flatten(params)``: H, F (true), F_emp, G, user, or diag(.)."""
+        base, diagonal = parse_curvature(kind)
+        if base == "user":
+            if self.user_curvature is None:
+                raise ValueError("curv='user' needs Oracle(..., user_curvature=K)")
+            K = self.user_curvature
+        else:
+            K = getattr(self.problem, _QUANTITY[base])(params, self.batch)
+        expected = (flatten(params).numel(),) * 2
+        if tuple(K.shape) != expected:
+            raise ValueError(f"{kind} curvature has shape {tuple(K.shape)}; parameters need {expected}")
+        return torch.diag(torch.diagonal(K)) if diagonal else K
