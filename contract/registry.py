@@ -10,7 +10,9 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-_ID = re.compile(r"^(?P<base>(rule|est|prob|claim):[A-Za-z0-9_.]+)(\[(?P<variant>[A-Za-z0-9_]+)\])?$")
+_ID = re.compile(
+    r"^(?P<base>(rule|est|prob|claim):[A-Za-z0-9_.]+)(\[(?P<variant>[A-Za-z0-9_]+)\])?$"
+)
 
 
 def split_id(key: str) -> tuple[str, str | None]:

@@ -21,9 +21,7 @@ def parse_curvature(kind: str) -> tuple[str, bool]:
     diagonal = kind.startswith("diag(") and kind.endswith(")")
     base = kind[5:-1] if diagonal else kind
     if base not in CURVATURES:
-        raise ValueError(
-            f"curv must be one of {CURVATURES} or diag(<one of them>), got {kind!r}"
-        )
+        raise ValueError(f"curv must be one of {CURVATURES} or diag(<one of them>), got {kind!r}")
     return base, diagonal
 
 
@@ -73,6 +71,9 @@ class Oracle:
                 raise ValueError("curv='user' needs Oracle(..., user_curvature=K)")
             return np.asarray(self.user_curvature, dtype=np.float64)
         quantity: Mapping[str, str] = {
-            "H": "hessian", "F": "fisher_true", "F_emp": "fisher_emp", "G": "ggn"
+            "H": "hessian",
+            "F": "fisher_true",
+            "F_emp": "fisher_emp",
+            "G": "ggn",
         }
         return getattr(self.problem, quantity[base])(params, self.batch)

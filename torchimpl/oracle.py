@@ -63,5 +63,7 @@ class Oracle:
             K = getattr(self.problem, _QUANTITY[base])(params, self.batch)
         expected = (flatten(params).numel(),) * 2
         if tuple(K.shape) != expected:
-            raise ValueError(f"{kind} curvature has shape {tuple(K.shape)}; parameters need {expected}")
+            raise ValueError(
+                f"{kind} curvature has shape {tuple(K.shape)}; parameters need {expected}"
+            )
         return torch.diag(torch.diagonal(K)) if diagonal else K

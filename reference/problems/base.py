@@ -98,7 +98,9 @@ class Problem:
         """Labels drawn from the model's predictive distribution p_theta(y | x)."""
         raise self._undefined("sample_labels")
 
-    def layer_stats(self, params: Tree, batch: np.ndarray | None = None) -> list[dict[str, np.ndarray]]:
+    def layer_stats(
+        self, params: Tree, batch: np.ndarray | None = None
+    ) -> list[dict[str, np.ndarray]]:
         """Per layer: ``h_bar`` (B, in+1), ``a`` (B, out), ``s`` = dl_n/da (B, out)."""
         raise self._undefined("layer_stats")
 

@@ -162,7 +162,9 @@ class RelationStats:
             "failed": self.failed,
             "undefined": self.undefined,
             "undefined_reasons": self.reasons,
-            "max_discrepancy": _finite_or_none(self.max_discrepancy if self.held + self.failed else math.nan),
+            "max_discrepancy": _finite_or_none(
+                self.max_discrepancy if self.held + self.failed else math.nan
+            ),
             "min_discrepancy": _finite_or_none(self.min_discrepancy),
             "printed_types": self.types,
             "witness": self.witness,
@@ -227,10 +229,14 @@ def audit(claim: Claim, max_examples: int = 100, seed_value: int = 0) -> AuditRe
         if stat.failed:
             _shrink_witness(claim, rel, stat, max_examples)
     verdict, reason = _verdict(claim, stats, counts["in_scope"])
-    return AuditResult(claim, verdict, reason, counts["tried"], counts["in_scope"], hyp_counts, stats, seed_value)
+    return AuditResult(
+        claim, verdict, reason, counts["tried"], counts["in_scope"], hyp_counts, stats, seed_value
+    )
 
 
-def _search(strategy: st.SearchStrategy, visit: Callable[[Case], None], n: int, seed_value: int) -> None:
+def _search(
+    strategy: st.SearchStrategy, visit: Callable[[Case], None], n: int, seed_value: int
+) -> None:
     @seed(seed_value)
     @settings(
         max_examples=n,

@@ -1,0 +1,118 @@
+"""Cross-check cases for update rules: one quadratic, the same steps in both layers.
+
+A case is a curvature case of `verify.strategies.curvature_cases` (H = Q diag(lam) Q^T),
+hyperparameters, and a number of steps. Both layers run on ``prob:quad`` with A = H (and
+``user_curvature`` = H); at every step the torch rule gets the reference iterate and the
+reference gradient, so the comparison measures one step's disagreement, not a compounded
+trajectory. If the reference raises ``ValueError`` (a singular curvature with
+``singular="raise"``), the mirror must raise ``ValueError`` too.
+
+float32 tolerance: ``50 * kappa * eps32`` with kappa the condition number of the damped
+curvature (backward-stable eigh/Cholesky solves perturb the result by O(kappa eps)); float32
+cases are positive definite with eigenvalues in [0.1, 10]. ``rule:uv.gd_linesearch`` is
+compared to ``10 sqrt(eps)`` of its dtype: a minimiser located from function values is
+determined only to the square root of the working precision.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+
+from reference import problems as ref_problems
+from reference.oracle import Oracle as RefOracle
+from torchimpl import problems as torch_problems
+from torchimpl.oracle import Oracle as TorchOracle
+from verify.crosscheck.compare import relative_error, to_numpy
+from verify.crosscheck.engine import EPS32, RTOL64, Case, Mirror
+from verify.strategies import build_curvature, curvature_cases, rule_hyper
+
+LINE_SEARCH = "rule:uv.gd_linesearch"
+
+
+def mirror(rule_id: str, ref_rule: Any) -> Mirror:
+    def cases(dtype: str) -> st.SearchStrategy:
+        if dtype == "float32" or rule_id == LINE_SEARCH:
+            curv = curvature_cases(log10_range=(-1.0, 1.0), kinds=("pd",))
+        else:
+            curv = curvature_cases(kinds=("pd", "psd", "indefinite"))
+        return st.fixed_dictionaries(
+            {
+                "curvature": curv,
+                "hyper": rule_hyper(rule_id, ref_rule.hyper),
+                "steps": st.integers(min_value=1, max_value=3),
+            }
+        )
+
+    return Mirror("rule", cases, lambda r, t, c, d: run(rule_id, r, t, c, d))
+
+
+def run(
+    rule_id: str, ref_rule: Any, torch_rule: Any, case: Case, dtype: str
+) -> tuple[float, float]:
+    arrays = build_curvature(case["curvature"])
+    H = arrays["H"]
+    rng = np.random.default_rng(case["curvature"]["seed"] + 1)
+    problem = ref_problems.get("prob:quad")(A=H, x_star=rng.standard_normal(len(H)))
+    twin = torch_problems.get("prob:quad")(**problem.spec(), dtype=getattr(torch, dtype))
+    ref_oracle = RefOracle(problem, user_curvature=H)
+    torch_oracle = TorchOracle(twin, user_curvature=torch.as_tensor(H, dtype=getattr(torch, dtype)))
+    params = {"x": rng.standard_normal(len(H))}
+    ref_state = ref_rule.init(params)
+    torch_state = torch_rule.init(_to_torch(params, dtype))
+    worst = 0.0
+    for _ in range(case["steps"]):
+        grads = _noisy(problem.grad(params), rng) if "A" in ref_rule.hyper else problem.grad(params)
+        try:
+            ref_out = ref_rule.step(grads, ref_state, params, ref_oracle, **case["hyper"])
+        except ValueError:
+            return _both_raise(torch_rule, grads, torch_state, params, torch_oracle, case, dtype)
+        torch_out = torch_rule.step(
+            _to_torch(grads, dtype),
+            torch_state,
+            _to_torch(params, dtype),
+            torch_oracle,
+            **case["hyper"],
+        )
+        worst = max(worst, relative_error(_plain(ref_out), _plain(torch_out)))
+        (updates, ref_state), torch_state = ref_out, torch_out[1]
+        params = {k: params[k] + updates[k] for k in params}
+    return worst, tolerance(rule_id, H, case["hyper"], dtype)
+
+
+def tolerance(rule_id: str, H: np.ndarray, hyper: dict[str, Any], dtype: str) -> float:
+    eps = RTOL64 if dtype == "float64" else EPS32
+    if rule_id == LINE_SEARCH:
+        return 10.0 * math.sqrt(np.finfo(dtype).eps)
+    if dtype == "float64":
+        return RTOL64
+    lam = np.abs(np.linalg.eigvalsh(H)) + hyper.get("damping", 0.0)
+    return 50.0 * eps * float(lam.max() / lam.min())
+
+
+def _both_raise(torch_rule, grads, state, params, oracle, case, dtype) -> tuple[float, float]:
+    try:
+        torch_rule.step(
+            _to_torch(grads, dtype), state, _to_torch(params, dtype), oracle, **case["hyper"]
+        )
+    except ValueError:
+        return 0.0, RTOL64
+    return math.inf, RTOL64
+
+
+def _noisy(grads: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """A minibatch-like gradient g + xi for rules that split d_b = d + d_xi."""
+    return {k: v + rng.standard_normal(v.shape) for k, v in grads.items()}
+
+
+def _to_torch(tree: dict[str, np.ndarray], dtype: str) -> dict[str, torch.Tensor]:
+    return {k: torch.as_tensor(v, dtype=getattr(torch, dtype)) for k, v in tree.items()}
+
+
+def _plain(out: tuple[Any, Any]) -> tuple[Any, Any]:
+    updates, state = out
+    return to_numpy(dict(updates)), to_numpy(dict(state))
