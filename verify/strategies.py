@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+from reference.problems.spectra import random_orthogonal, symmetric
+
 Case = Mapping[str, Any]
 
 SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
@@ -51,18 +53,8 @@ def build_curvature(case: Case) -> dict[str, np.ndarray]:
     elif case["kind"] == "indefinite" and n > 1:
         lam[: rng.integers(1, n)] *= -1.0
         lam = np.sort(lam)
-    Q = _orthogonal(n, rng) if case["rotated"] else np.eye(n)
-    H = (Q * lam) @ Q.T
-    H = 0.5 * (H + H.T)
-    g = rng.standard_normal(n)
-    return {"H": H, "Q": Q, "lam": lam, "g": g}
-
-
-def _orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
-    """A Haar-distributed orthogonal matrix (QR of a Gaussian matrix with the sign fix)."""
-    Z = rng.standard_normal((n, n))
-    Q, R = np.linalg.qr(Z)
-    return Q * np.sign(np.diag(R))
+    Q = random_orthogonal(n, rng) if case["rotated"] else np.eye(n)
+    return {"H": symmetric(lam, Q), "Q": Q, "lam": lam, "g": rng.standard_normal(n)}
 
 
 def positive(lo: float, hi: float) -> st.SearchStrategy[float]:
@@ -114,3 +106,10 @@ def rule_hyper(rule_id: str, declared: Mapping[str, Any]) -> st.SearchStrategy[d
     if str(declared.get("curv", "")).startswith("diag("):
         drawn["curv"] = st.sampled_from(["diag(user)", "diag(H)"])
     return st.fixed_dictionaries(drawn)
+
+
+# --- problems -------------------------------------------------------------------------
+# Builder options of every registered problem, kept small (P <= ~150) so that dense
+# Hessians and Fishers are cheap in both layers.
+
+PROBLEM_OPTIONS: dict[str, st.SearchStrategy[dict[str, Any]]] = {}
