@@ -50,7 +50,12 @@ class Registry(Generic[T]):
             raise KeyError(f"no {self.kind} registered as {key!r}{hint}") from None
 
     def ids(self, pattern: str = "*") -> list[str]:
-        """Registered keys matching the glob ``pattern``, sorted."""
+        """Registered keys matching the glob ``pattern``, sorted.
+
+        A registered key matches itself even though ``[variant]`` reads as a glob class.
+        """
+        if pattern in self._entries:
+            return [pattern]
         return sorted(k for k in self._entries if fnmatch.fnmatchcase(k, pattern))
 
     def __contains__(self, key: object) -> bool:

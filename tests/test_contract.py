@@ -23,6 +23,7 @@ def test_registry_get_ids_and_duplicates():
     registry.register("rule:fo.sgd", 3)
     assert registry.ids("rule:uv.*") == ["rule:uv.newton", "rule:uv.newton[x]"]
     assert registry.get("rule:uv.newton[x]") == 2
+    assert registry.ids("rule:uv.newton[x]") == ["rule:uv.newton[x]"]
     with pytest.raises(ValueError, match="registered twice"):
         registry.register("rule:fo.sgd", 4)
     with pytest.raises(KeyError, match="did you mean"):

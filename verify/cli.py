@@ -75,7 +75,7 @@ def crosscheck_records(
         ok &= result.passed
         print(_line(result), flush=True)
         if not result.passed:
-            print(f"         reproduce: {result.repro()}", flush=True)
+            print(f"         {result.message}\n         reproduce: {result.repro()}", flush=True)
         record = by_id.setdefault(result.id, _crosscheck_record(result))
         record["status"][result.dtype] = "pass" if result.passed else "fail"
         record["examples_tried"][result.dtype] = result.examples

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from reference.problems.spectra import random_orthogonal, symmetric
+from reference.problems.network import ACTIVATIONS, LOSSES, LSTSQ_DESIGNS
+from reference.problems.spectra import FAMILIES, random_orthogonal, symmetric
 
 Case = Mapping[str, Any]
 
@@ -112,4 +113,149 @@ def rule_hyper(rule_id: str, declared: Mapping[str, Any]) -> st.SearchStrategy[d
 # Builder options of every registered problem, kept small (P <= ~150) so that dense
 # Hessians and Fishers are cheap in both layers.
 
-PROBLEM_OPTIONS: dict[str, st.SearchStrategy[dict[str, Any]]] = {}
+
+def _mlp_options() -> st.SearchStrategy[dict[str, Any]]:
+    def for_loss(loss: str) -> st.SearchStrategy[dict[str, Any]]:
+        outputs = st.just(1) if loss == "bce" else st.integers(min_value=2, max_value=3)
+        hidden = st.lists(st.integers(min_value=1, max_value=4), min_size=0, max_size=2)
+        widths = st.tuples(st.integers(min_value=1, max_value=3), hidden, outputs)
+        return st.fixed_dictionaries(
+            {
+                "n_samples": st.integers(min_value=1, max_value=8),
+                "widths": widths.map(lambda w: [w[0], *w[1], w[2]]),
+                "activation": st.sampled_from(ACTIVATIONS),
+                "loss": st.just(loss),
+                "bias": st.booleans(),
+                "reduction": st.sampled_from(["mean", "sum"]),
+                "l2": st.sampled_from([0.0, 0.1]),
+            }
+        )
+
+    return st.sampled_from(LOSSES).flatmap(for_loss)
+
+
+_SMALL_N = st.integers(min_value=1, max_value=8)
+_DIM = st.integers(min_value=1, max_value=4)
+
+PROBLEM_OPTIONS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
+    "prob:quad": st.fixed_dictionaries(
+        {
+            "n": st.integers(min_value=1, max_value=8),
+            "family": st.sampled_from(FAMILIES),
+            "cond": positive(1.0, 1e4),
+            "rotated": st.booleans(),
+            "halved": st.booleans(),
+        }
+    ),
+    "prob:quad_finite_sum": st.fixed_dictionaries(
+        {
+            "n_samples": st.sampled_from([4, 8, 12]),
+            "dim": _DIM,
+            "out_dim": st.sampled_from([1, 2]),
+            "noise_like_hessian": st.booleans(),
+        }
+    ),
+    "prob:quad_finite_sum[quadratics]": st.fixed_dictionaries(
+        {"n_samples": _SMALL_N, "dim": _DIM, "family": st.sampled_from(FAMILIES)}
+    ),
+    "prob:quad_noisy": st.fixed_dictionaries(
+        {
+            "n": st.integers(min_value=1, max_value=6),
+            "noise": st.sampled_from(["isotropic", "hessian"]),
+            "bounded": st.sampled_from([None, 0.5]),
+        }
+    ),
+    "prob:mlp": _mlp_options(),
+    "prob:softmax": st.fixed_dictionaries(
+        {
+            "n_samples": _SMALL_N,
+            "dim": _DIM,
+            "classes": st.integers(min_value=2, max_value=4),
+            "reduction": st.sampled_from(["mean", "sum"]),
+            "l2": st.sampled_from([0.0, 0.1]),
+        }
+    ),
+    "prob:lstsq": st.fixed_dictionaries(
+        {"n_samples": _SMALL_N, "dim": _DIM, "design": st.sampled_from(LSTSQ_DESIGNS)}
+    ),
+    "prob:logreg": st.fixed_dictionaries(
+        {
+            "n_samples": _SMALL_N,
+            "dim": _DIM,
+            "flip": st.sampled_from([0.0, 0.25]),
+            "l2": st.sampled_from([0.0, 0.1]),
+            "bias": st.booleans(),
+        }
+    ),
+    # 3,466 parameters: dense Hessians on a handful of samples only.
+    "prob:W1": st.fixed_dictionaries(
+        {
+            "n_samples": st.integers(min_value=1, max_value=3),
+            "activation": st.sampled_from(["tanh", "relu"]),
+        }
+    ),
+}
+
+
+# --- gradient-noise estimators ---------------------------------------------------------
+# Per-sample gradients G (N, P) with data labels, or G (N, C, P) with the model's label
+# probabilities p (N, C); N small enough for exact enumeration of every batch.
+
+_NOISE_EXTRA = {
+    "est:grad_noise": {"ddof": st.sampled_from([0, 1])},
+    "est:minibatch_moments": {
+        "sampling": st.sampled_from(["with_replacement", "without_replacement"]),
+        "mode": st.sampled_from(["exact", "mc"]),
+    },
+    "est:fisher_batch": {"sampling": st.sampled_from(["with_replacement", "without_replacement"])},
+}
+
+
+def noise_cases(key: str) -> st.SearchStrategy[dict[str, Any]]:
+    """A primitive case for the gradient-noise estimator ``key``."""
+
+    def with_size(N: int) -> st.SearchStrategy[dict[str, Any]]:
+        return st.fixed_dictionaries(
+            {
+                "N": st.just(N),
+                "B": st.integers(min_value=1, max_value=N),
+                "P": st.integers(min_value=1, max_value=5),
+                "C": st.integers(min_value=2, max_value=3),
+                "labels": st.sampled_from(["data", "model"]),
+                "seed": SEEDS,
+                **_NOISE_EXTRA[key],
+            }
+        )
+
+    return st.integers(min_value=2, max_value=6).flatmap(with_size)
+
+
+def noise_inputs(key: str, case: Case) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``(args, kwargs)`` of the estimator ``key`` for a `noise_cases` case."""
+    rng = np.random.default_rng(case["seed"])
+    N, C, P, labels = case["N"], case["C"], case["P"], case["labels"]
+    kwargs: dict[str, Any] = {"labels": labels}
+    if labels == "data":
+        args: tuple[Any, ...] = (rng.standard_normal((N, P)),)
+    else:
+        logits = rng.standard_normal((N, C))
+        p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        args = (rng.standard_normal((N, C, P)), p)
+    if key == "est:grad_noise":
+        return args, {**kwargs, "ddof": case["ddof"]}
+    kwargs.update(B=case["B"], sampling=case["sampling"])
+    if case.get("mode") == "mc":
+        kwargs.update(mode="mc", **_batch_draws(rng, case, args))
+    return args, kwargs
+
+
+def _batch_draws(rng: np.random.Generator, case: Case, args: tuple[Any, ...]) -> dict[str, Any]:
+    """K = 20 batches (and their model labels) drawn under the case's sampling scheme."""
+    N, B, K = case["N"], case["B"], 20
+    replace = case["sampling"] == "with_replacement"
+    indices = np.stack([rng.choice(N, size=B, replace=replace) for _ in range(K)])
+    if case["labels"] == "data":
+        return {"indices": indices}
+    cumulative = np.cumsum(args[1][indices], axis=-1)
+    y = (rng.random((K, B, 1)) > cumulative).sum(axis=-1)
+    return {"indices": indices, "y": np.minimum(y, case["C"] - 1)}
