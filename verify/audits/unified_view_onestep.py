@@ -162,7 +162,7 @@ def rule_context(rule_id: str, **fixed) -> Callable[[Mapping[str, Any]], Context
     def build(case: Mapping[str, Any]) -> Context:
         ctx = curvature_context(case)
         hyper = {k: case[v] if isinstance(v, str) and v in case else v for k, v in fixed.items()}
-        ctx["q"] = quantities(ctx, step(ctx, rule_id, **hyper), with_loss=True)
+        ctx["q"] = quantities(ctx, step(ctx, rule_id, **hyper))
         return {**ctx, **{k: v for k, v in case.items() if k in ("alpha", "eps", "form")}}
 
     return build
@@ -629,7 +629,7 @@ def lipschitz_context(rule_id: str, **fixed) -> Callable[[Mapping[str, Any]], Co
         ctx.update(L=case["L_factor"] * ctx["abs_max"], **{k: case[k] for k in fixed.values()})
         hyper = {k: case[v] for k, v in fixed.items()}
         d = step(ctx, rule_id, L=ctx["L"], L_source="given", **hyper)
-        ctx["q"] = quantities(ctx, d, with_loss=True)
+        ctx["q"] = quantities(ctx, d)
         ctx["p"] = quantities(ctx, d, K=ctx["L"] * np.eye(ctx["n"]))
         return ctx
 

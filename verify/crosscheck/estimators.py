@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from verify.crosscheck.compare import relative_error
 from verify.crosscheck.engine import Case, Mirror
-from verify.crosscheck.tolerance import spectral
+from verify.crosscheck.tolerance import floor, spectral
 from verify.strategies import SEEDS, build_curvature, curvature_cases, noise_cases, noise_inputs
 
 
@@ -81,7 +81,7 @@ def _noise_inputs(key: str):
     def build(case: Case, dtype: str):
         args, kwargs = noise_inputs(key, case)
         scale = max(float(np.abs(args[0]).max()), 1.0) ** 2
-        return args, kwargs, scale, spectral(np.zeros((1, 1)), dtype)
+        return args, kwargs, scale, floor(dtype)
 
     return build
 

@@ -30,7 +30,7 @@ from torchimpl import problems as torch_problems
 from torchimpl.oracle import Oracle as TorchOracle
 from verify.crosscheck.compare import relative_error, to_numpy
 from verify.crosscheck.engine import RTOL64, Case, Mirror
-from verify.crosscheck.tolerance import spectral
+from verify.crosscheck.tolerance import floor, spectral
 from verify.strategies import build_curvature, curvature_cases, rule_hyper
 
 LINE_SEARCH = "rule:uv.gd_linesearch"
@@ -106,7 +106,7 @@ def tolerance(rule_id: str, H: np.ndarray, hyper: dict[str, Any], dtype: str) ->
     if rule_id == LINE_SEARCH:
         return 10.0 * math.sqrt(np.finfo(dtype).eps)
     if rule_id not in MATRIX_FUNCTION + EIGENBASIS:
-        return spectral(np.zeros((1, 1)), dtype)
+        return floor(dtype)
     return spectral(
         H,
         dtype,

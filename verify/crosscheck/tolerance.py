@@ -28,7 +28,7 @@ def spectral(
     lam = np.linalg.eigvalsh(K) + damping
     scale = float(np.abs(lam).max(initial=0.0))
     if scale == 0.0:
-        return _floor(dtype)
+        return floor(dtype)
     kept = lam[lam > len(lam) * np.finfo(np.float64).eps * scale] if pinv else lam
     smallest = float(np.abs(kept).min(initial=scale))
     if eigenvectors and len(kept) > 1:
@@ -37,8 +37,9 @@ def spectral(
     if smallest == 0.0:
         return np.inf  # a singular function of K: no agreement can be asked of either layer
     sensitivity = scale / smallest
-    return max(_floor(dtype), FACTOR * len(lam) * sensitivity * float(np.finfo(dtype).eps))
+    return max(floor(dtype), FACTOR * len(lam) * sensitivity * float(np.finfo(dtype).eps))
 
 
-def _floor(dtype: str) -> float:
+def floor(dtype: str) -> float:
+    """The plain tolerance: rtol 1e-10 in float64, 1e-4 in float32."""
     return RTOL64 if dtype == "float64" else RTOL32
