@@ -176,7 +176,12 @@ PROBLEM_OPTIONS: dict[str, st.SearchStrategy[dict[str, Any]]] = {
         }
     ),
     "prob:lstsq": st.fixed_dictionaries(
-        {"n_samples": _SMALL_N, "dim": _DIM, "design": st.sampled_from(LSTSQ_DESIGNS)}
+        {
+            # a rank-deficient design needs d >= 2, an ill-conditioned one N >= d
+            "n_samples": st.integers(min_value=4, max_value=8),
+            "dim": st.integers(min_value=2, max_value=4),
+            "design": st.sampled_from(LSTSQ_DESIGNS),
+        }
     ),
     "prob:logreg": st.fixed_dictionaries(
         {

@@ -1,7 +1,12 @@
-"""Registry of reference estimators: `get(id)`, `ids(pattern)`; importing a module registers its entries."""
+"""Registry of reference estimators: `get(id)`, `ids(pattern)`.
 
-from reference.estimators import unified_view  # noqa: F401
-from reference.estimators import gradient_noise  # noqa: F401
+Importing a module registers its entries.
+"""
+
+from reference.estimators import (
+    gradient_noise,  # noqa: F401
+    unified_view,  # noqa: F401
+)
 from reference.estimators.registry import REGISTRY
 
 get = REGISTRY.get

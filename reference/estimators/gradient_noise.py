@@ -84,7 +84,7 @@ def grad_noise(G, p=None, *, labels="data", ddof=0):
     ddof = _integer("ddof", ddof, 0, G3.shape[0] - 1)
     g = np.einsum("nc,ncp->p", p, G3) / G3.shape[0]
     xi = G3 - g
-    Sigma = np.einsum("nc,ncp,ncq->pq", p, xi, xi) / (G3.shape[0] - ddof)
+    Sigma = np.einsum("nc,ncp,ncq->pq", p, xi, xi, optimize=True) / (G3.shape[0] - ddof)
     return {"g": g, "xi": xi.reshape(np.shape(G)), "Sigma": Sigma}
 
 
@@ -119,38 +119,129 @@ def _exact_moments(G3, p, B, sampling, max_batches):
     D = G3 - m[:, None, :]
     label_cov = np.einsum("n,nc,ncp,ncq->pq", w @ counts, p, D, D, optimize=True) / B**2
     M_b = counts @ m / B
-    mean, g = w @ M_b, m.mean(axis=0)
+    mean, g, root_w = w @ M_b, m.mean(axis=0), np.sqrt(w)
 
     def about(centre):
-        R = M_b - centre
-        return np.einsum("b,bp,bq->pq", w, R, R) + label_cov
+        R = root_w[:, None] * (M_b - centre)
+        return R.T @ R + label_cov
 
     return {
         "mean": mean,
         "cov": about(mean),
         "second_moment": about(0.0),
-        "xi_mean": mean - g,
         "xi_cov": about(g),
+        "g": g,
     }
 
 
-def _draw_indices(indices, y, G3, B, sampling) -> tuple[np.ndarray, np.ndarray]:
+def _draws(indices, y, N: int, C: int, B: int, sampling: str, labels: str):
     """Validated batch indices (K, B) and labels (K, B) (zeros for data labels)."""
     if indices is None:
         raise ValueError("mode='mc' needs the batch index draws indices (K, B)")
+    if (y is None) != (labels == "data"):
+        raise ValueError("y, the sampled labels (K, B), goes with labels='model' and only with it")
     indices = np.asarray(indices)
-    N, C = G3.shape[:2]
-    if indices.dtype.kind not in "iu":
-        raise TypeError(f"indices must be integers, got dtype {indices.dtype}")
-    if indices.ndim != 2 or indices.shape[0] < 2 or indices.shape[1] != B:
-        raise ValueError(f"indices must have shape (K, B={B}) with K >= 2, got {indices.shape}")
-    if np.any(indices < 0) or np.any(indices >= N):
-        raise ValueError(f"indices must lie in [0, N={N})")
-    if sampling == "without_replacement" and np.any(np.diff(np.sort(indices, axis=1)) == 0):
-        raise ValueError("indices repeat a sample within a batch, but sampling='without_replacement'")
-    if (y is None) != (C == 1 and p_is_data(G3)):
-        raise ValueError("y (K, B) sampled labels are needed with labels='model', only then")
     y = np.zeros_like(indices) if y is None else np.asarray(y)
-    if y.dtype.kind not in "iu" or y.shape != indices.shape or np.any((y < 0) | (y >= C)):
-        raise ValueError(f"y must be integer labels in [0, C={C}) of shape {indices.shape}")
+    for name, draws, bound in (("indices", indices, N), ("y", y, C)):
+        if draws.dtype.kind not in "iu":
+            raise TypeError(f"{name} must be integers, got dtype {draws.dtype}")
+        if draws.ndim != 2 or draws.shape[0] < 2 or draws.shape[1] != B:
+            raise ValueError(f"{name} must have shape (K, B={B}) with K >= 2, got {draws.shape}")
+        if np.any(draws < 0) or np.any(draws >= bound):
+            raise ValueError(f"{name} must lie in [0, {bound})")
+    if y.shape != indices.shape:
+        raise ValueError(f"y must have the shape of indices {indices.shape}, got {y.shape}")
+    if sampling == "without_replacement" and np.any(np.diff(np.sort(indices, axis=1)) == 0):
+        raise ValueError("indices repeat a sample in a batch, but sampling='without_replacement'")
     return indices, y
+
+
+def _mc_moments(G3, p, B, sampling, labels, indices, y):
+    """Monte-Carlo estimates from given draws with their standard errors std/sqrt(K), and g.
+
+    ``cov`` is the sample covariance (1/(K - 1)); its standard error is the plug-in one, which
+    ignores the centring on the sample mean (an O(1/K) effect).
+    """
+    indices, y = _draws(indices, y, *G3.shape[:2], B, sampling, labels)
+    g_b = G3[indices, y].mean(axis=1)
+    g = np.einsum("nc,ncp->p", p, G3) / G3.shape[0]
+    K = g_b.shape[0]
+
+    def outer(R):
+        return R[:, :, None] * R[:, None, :]
+
+    draws = {
+        "mean": g_b,
+        "cov": outer(g_b - g_b.mean(axis=0)) * (K / (K - 1)),
+        "second_moment": outer(g_b),
+        "xi_cov": outer(g_b - g),
+    }
+    estimates = {key: X.mean(axis=0) for key, X in draws.items()}
+    errors = {f"{key}_se": X.std(axis=0, ddof=1) / math.sqrt(K) for key, X in draws.items()}
+    return {**estimates, **errors, "g": g}
+
+
+def minibatch_moments(
+    G,
+    p=None,
+    *,
+    B,
+    labels="data",
+    sampling="without_replacement",
+    mode="exact",
+    max_batches=MAX_BATCHES,
+    indices=None,
+    y=None,
+):
+    """Moments of the minibatch mean gradient g_b over batches of size B (and over labels).
+
+    Returns ``mean`` E[g_b], ``cov`` Cov[g_b], ``second_moment`` E[g_b g_b^T], ``xi_cov``
+    E[xi_b xi_b^T] (the document's Sigma_{xi_b}, 000 §2) of the noise ``xi_b = g_b - g`` and
+    ``g``, the full-batch mean gradient (its label expectation for model labels).
+    Scaling: g_b is a 1/B mean; expectations are exact probability-weighted sums.
+
+    ``mode="exact"`` enumerates every batch (combinations without replacement, multisets with
+    their multinomial weights with replacement) and raises when there are more than
+    ``max_batches``. ``mode="mc"`` averages over given draws ``indices`` (K, B) (and, for model
+    labels, ``y`` (K, B)) and adds the standard error ``<key>_se`` of every estimate.
+    The default sampling is without replacement, as a shuffling data loader draws batches.
+    """
+    G3, p = _label_law(G, p, labels)
+    _choice("sampling", sampling, SAMPLINGS)
+    _choice("mode", mode, MODES)
+    hi = G3.shape[0] if sampling == "without_replacement" else math.inf
+    B = _integer(f"batch size B (N={G3.shape[0]}, sampling={sampling!r})", B, 1, hi)
+    max_batches = _integer("max_batches", max_batches, 1)
+    if mode == "mc":
+        return _mc_moments(G3, p, B, sampling, labels, indices, y)
+    if indices is not None or y is not None:
+        raise ValueError("indices and y are draws for mode='mc'; mode='exact' takes none")
+    return _exact_moments(G3, p, B, sampling, max_batches)
+
+
+def fisher_batch(G, p=None, *, labels, B, sampling="without_replacement", max_batches=MAX_BATCHES):
+    """Batch Fisher E[g_b g_b^T] over batches of size B and labels (000 §2, F_b paragraph).
+
+    ``labels="model"`` returns ``F_b`` (labels sampled from the model); ``labels="data"``
+    returns ``F_tilde_b`` (data labels). Scaling: g_b is the 1/B minibatch mean, so this is the
+    second moment of a mean, not the per-sample Fisher (INVENTORY §5 item 2). Exact, by the
+    enumeration of `minibatch_moments`; ``labels`` has no default (INVENTORY §5 item 2).
+    """
+    moments = minibatch_moments(
+        G, p, B=B, labels=labels, sampling=sampling, mode="exact", max_batches=max_batches
+    )
+    return {"F_b" if labels == "model" else "F_tilde_b": moments["second_moment"]}
+
+
+_SCHEME = {"sampling": "without_replacement", "max_batches": MAX_BATCHES}
+for _estimator in (
+    Estimator("est:grad_noise", grad_noise, {"labels": "data", "ddof": 0}, grad_noise.__doc__),
+    Estimator(
+        "est:minibatch_moments",
+        minibatch_moments,
+        {"labels": "data", "mode": "exact", **_SCHEME},
+        minibatch_moments.__doc__,
+    ),
+    Estimator("est:fisher_batch", fisher_batch, _SCHEME, fisher_batch.__doc__),
+):
+    REGISTRY.register(_estimator.id, _estimator)

@@ -1,1 +1,151 @@
-"""(being written)"""
+"""The quantities of the unified view, computed from their definitions (INVENTORY §3.8).
+
+``est:uv_quantities`` evaluates what 000 §1 "(General Update)" and §2 define for a direction
+d at a gradient g and a symmetric curvature H: the model decrease, its split over the
+eigenvectors of H, the H-norms and, for a stochastic direction d_b = A g_b = d + A xi_b, the
+noise term N_b and the per-eigendirection noise. Stochastic quantities are expectations under
+the Gaussian law xi_b ~ N(0, Sigma_b) (exact) and means over given draws of xi_b (Monte Carlo);
+the document's printed closed forms are claims audited elsewhere, never used here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from contract import Estimator
+from reference.estimators.registry import REGISTRY
+
+SYM_RTOL = 1e-8
+
+
+def _finite(name: str, x: object, shape: tuple[int, ...]) -> np.ndarray:
+    array = np.asarray(x, dtype=np.float64)
+    if array.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {array.shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+    return array
+
+
+def _symmetric(name: str, M: object, n: int) -> np.ndarray:
+    """``(M + M^T)/2`` after checking ``max|M - M^T| <= SYM_RTOL max|M|``."""
+    M = _finite(name, M, (n, n))
+    if np.max(np.abs(M - M.T), initial=0.0) > SYM_RTOL * np.max(np.abs(M), initial=0.0):
+        raise ValueError(f"{name} must be symmetric (relative asymmetry <= {SYM_RTOL})")
+    return 0.5 * (M + M.T)
+
+
+def _eigh(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ascending eigenvalues and eigenvectors, each column's largest-magnitude entry positive
+    (the first such entry on ties), so both layers return the same Q for distinct eigenvalues."""
+    lam, Q = np.linalg.eigh(H)
+    pivot = Q[np.argmax(np.abs(Q), axis=0), np.arange(Q.shape[1])]
+    return lam, Q * np.where(pivot < 0, -1.0, 1.0)
+
+
+def _deterministic(g, d, H, Q, lam) -> dict[str, np.ndarray]:
+    """000 §1 "(General Update)": Delta_d, its split Delta_d^i and the H-norms (the table)."""
+    g_hat, d_hat = Q.T @ g, Q.T @ d
+    Delta_i = g_hat * d_hat + 0.5 * d_hat**2 * lam
+    normH2 = d @ H @ d
+    return {
+        "Delta": -(g @ d + 0.5 * normH2),
+        "lam": lam,
+        "Q": Q,
+        "g_hat": g_hat,
+        "d_hat": d_hat,
+        "Delta_i": Delta_i,
+        "Delta_i_neg": -Delta_i,
+        "normH2": normH2,
+        "normH2_i": lam * d_hat**2,
+    }
+
+
+def _noise_exact(H, Q, A, Sigma_b) -> dict[str, np.ndarray]:
+    """d_xi = A xi_b has covariance A Sigma_b A^T; N_b = 1/2 E[d_xi^T H d_xi] = 1/2 tr(H Cov)
+    (zero mean); E||d_xi_i||^2 = E[(e_i^T d_xi)^2] = e_i^T Cov e_i (000 §2 definitions)."""
+    Sigma_dxi = A @ Sigma_b @ A.T
+    return {
+        "Sigma_dxi": Sigma_dxi,
+        "N_b": 0.5 * np.trace(H @ Sigma_dxi),
+        "d_xi_i": np.einsum("pi,pq,qi->i", Q, Sigma_dxi, Q),
+    }
+
+
+def _noise_mc(H, Q, A, xi) -> dict[str, np.ndarray]:
+    """The same expectations as means over draws xi[k] of xi_b, with standard errors
+    std/sqrt(K); ``Sigma_dxi_mc`` is (1/K) sum_k d_k d_k^T (the mean of d_xi is known to be 0)."""
+    D = xi @ A.T
+    K = D.shape[0]
+    half_quad = 0.5 * np.einsum("kp,pq,kq->k", D, H, D)
+    along = (D @ Q) ** 2
+    return {
+        "Sigma_dxi_mc": D.T @ D / K,
+        "N_b_mc": half_quad.mean(),
+        "N_b_mc_se": half_quad.std(ddof=1) / math.sqrt(K),
+        "d_xi_i_mc": along.mean(axis=0),
+        "d_xi_i_mc_se": along.std(axis=0, ddof=1) / math.sqrt(K),
+    }
+
+
+def _stochastic(H, Q, A, Sigma_b, xi) -> dict[str, np.ndarray]:
+    """The exact and Monte-Carlo noise quantities that the given inputs allow."""
+    n = H.shape[0]
+    if A is None:
+        if Sigma_b is not None or xi is not None:
+            raise ValueError("Sigma_b and xi describe xi_b in d_xi = A xi_b: they need A (n, n)")
+        return {}
+    if Sigma_b is None and xi is None:
+        raise ValueError("A needs Sigma_b (n, n) or draws xi (K, n) of the noise xi_b")
+    A = _finite("A", A, (n, n))
+    out = {}
+    if Sigma_b is not None:
+        Sigma_b = _symmetric("Sigma_b", Sigma_b, n)
+        if np.linalg.eigvalsh(Sigma_b)[0] < -SYM_RTOL * np.max(np.abs(Sigma_b), initial=0.0):
+            raise ValueError("Sigma_b must be positive semi-definite (a covariance)")
+        out.update(_noise_exact(H, Q, A, Sigma_b))
+    if xi is not None:
+        xi = _finite("xi", xi, np.shape(xi))
+        if xi.ndim != 2 or xi.shape[0] < 2 or xi.shape[1] != n:
+            raise ValueError(f"xi must have shape (K, n={n}) with K >= 2, got {xi.shape}")
+        out.update(_noise_mc(H, Q, A, xi))
+    return out
+
+
+def uv_quantities(g, d, H, *, f0=None, f1=None, A=None, Sigma_b=None, xi=None):
+    """Unified-view quantities of a direction d at gradient g with symmetric curvature H.
+
+    Always: ``Delta`` = -(g^T d + 1/2 d^T H d); ``lam`` (ascending), ``Q`` (eigenvectors as
+    columns, sign fixed: largest-magnitude entry positive), ``g_hat`` = Q^T g, ``d_hat`` = Q^T d;
+    ``Delta_i`` = g_hat_i d_hat_i + 1/2 d_hat_i^2 lam_i as the document's table defines it
+    (sum = -Delta) and ``Delta_i_neg`` = -Delta_i (sum = Delta); ``normH2`` = d^T H d and
+    ``normH2_i`` = lam_i d_hat_i^2. For repeated eigenvalues Q, g_hat, d_hat and the per-
+    direction values depend on the basis chosen inside the eigenspace.
+    With ``f0``, ``f1`` (loss at theta and theta + d): ``actual_decrease`` = f0 - f1.
+    With ``A`` and ``Sigma_b`` (covariance of xi_b): ``Sigma_dxi`` = A Sigma_b A^T, ``N_b`` =
+    1/2 E[d_xi^T H d_xi], ``d_xi_i`` = E||d_xi_i||^2 (i-th eigenvector of H).
+    With ``A`` and draws ``xi`` (K, n) of xi_b: ``N_b_mc``, ``d_xi_i_mc``, ``Sigma_dxi_mc`` and
+    the standard errors ``N_b_mc_se``, ``d_xi_i_mc_se``. Scaling: expectations are exact; Monte-
+    Carlo values are 1/K means. H is symmetrised as (H + H^T)/2 after a symmetry check.
+    """
+    g = _finite("g", g, np.shape(g))
+    if g.ndim != 1 or g.size == 0:
+        raise ValueError(f"g must be a non-empty vector (n,), got shape {g.shape}")
+    n = g.size
+    d = _finite("d", d, (n,))
+    H = _symmetric("H", H, n)
+    lam, Q = _eigh(H)
+    out = _deterministic(g, d, H, Q, lam)
+    if (f0 is None) != (f1 is None):
+        raise ValueError("f0 and f1 (losses at theta and theta + d) go together")
+    if f0 is not None:
+        out["actual_decrease"] = _finite("f0", f0, ()) - _finite("f1", f1, ())
+    out.update(_stochastic(H, Q, A, Sigma_b, xi))
+    return out
+
+
+REGISTRY.register(
+    "est:uv_quantities", Estimator("est:uv_quantities", uv_quantities, {}, uv_quantities.__doc__)
+)

@@ -1,7 +1,12 @@
-"""Registry of reference problems: `get(id)`, `ids(pattern)`; importing a module registers its entries."""
+"""Registry of reference problems: `get(id)`, `ids(pattern)`.
 
-from reference.problems import quadratic  # noqa: F401
-from reference.problems import network  # noqa: F401
+Importing a module registers its entries.
+"""
+
+from reference.problems import (
+    network,  # noqa: F401
+    quadratic,  # noqa: F401
+)
 from reference.problems.registry import REGISTRY
 
 get = REGISTRY.get

@@ -49,14 +49,16 @@ def spectrum(
     - ``uniform``: L and mu pinned, the other n-2 uniform on [mu, L];
     - ``geometric``: L * cond**(-i/(n-1)), so kappa = L/mu = cond exactly;
     - ``power_law``: L * (i+1)**(-p) with p = log(cond)/log(n): few large, many near 0;
-    - ``psd_zeros``: ``zeros`` exact zeros (default: 1 to n-1, drawn), the others geometric;
+    - ``psd_zeros``: ``zeros`` exact zeros (default: drawn from 1 to max(1, n-2), so that two
+      eigenvalues stay nonzero and carry ``cond`` whenever n >= 3), the others geometric;
     - ``indefinite``: geometric magnitudes with ``negatives`` of them negated (default: 1 to
       n-1, drawn), chosen at random positions of the magnitude order.
-    ``rng`` is needed by ``uniform`` and by the drawn counts and positions.
+    For n >= 2 the counts lie in [1, n-1]; n = 1 gives the single eigenvalue the family's
+    special value (0, or -L). ``rng`` is needed by ``uniform`` and the drawn counts/positions.
     """
     if family not in FAMILIES:
         raise ValueError(f"Invalid spectrum family: {family!r}; allowed: {FAMILIES}")
-    _check_dim(n, "n", minimum=2 if family in ("psd_zeros", "indefinite") else 1)
+    _check_dim(n, "n", minimum=1)
     if not (np.isfinite(cond) and cond >= 1.0):
         raise ValueError(f"Invalid condition number: {cond}; must be finite and >= 1")
     if not (np.isfinite(L) and L > 0.0):
@@ -78,24 +80,29 @@ def _unit_spectrum(family, n, cond, rng, zeros, negatives) -> np.ndarray:
         p = np.log(cond) / np.log(n) if n > 1 else 0.0
         return np.arange(1, n + 1, dtype=np.float64) ** (-p)
     if family == "psd_zeros":
-        k = _count(zeros, "zeros", n, rng)
+        k = _count(zeros, "zeros", n, rng, drawn_max=n - 2)
         return np.concatenate([_geometric(n - k, cond), np.zeros(k)])
     if family == "indefinite":
         signs = np.ones(n)
-        signs[rng.choice(n, size=_count(negatives, "negatives", n, rng), replace=False)] = -1.0
+        k = _count(negatives, "negatives", n, rng, drawn_max=n - 1)
+        signs[rng.choice(n, size=k, replace=False)] = -1.0
         return signs * _geometric(n, cond)
     return _geometric(n, cond)
 
 
 def _geometric(n: int, cond: float) -> np.ndarray:
-    return cond ** (-np.linspace(0.0, 1.0, n)) if n > 1 else np.ones(1)
+    return cond ** (-np.linspace(0.0, 1.0, n)) if n > 1 else np.ones(n)
 
 
-def _count(k: int | None, name: str, n: int, rng: np.random.Generator) -> int:
-    """How many eigenvalues get the special value: given, or drawn from 1..n-1."""
-    k = int(rng.integers(1, n)) if k is None else k
-    if not 1 <= k <= n - 1:
-        raise ValueError(f"Invalid {name}: {k}; must be in [1, n-1] = [1, {n - 1}]")
+def _count(k: int | None, name: str, n: int, rng: np.random.Generator, drawn_max: int) -> int:
+    """How many eigenvalues get the special value: given, or drawn from 1..drawn_max.
+
+    The range is [1, n-1] (some, not all), or {1} when n = 1.
+    """
+    top = max(n - 1, 1)
+    k = int(rng.integers(1, min(max(drawn_max, 1), top) + 1)) if k is None else k
+    if not 1 <= k <= top:
+        raise ValueError(f"Invalid {name}: {k}; must be in [1, max(n-1, 1)] = [1, {top}]")
     return k
 
 

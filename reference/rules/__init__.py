@@ -1,4 +1,7 @@
-"""Registry of reference rules: `get(id)`, `ids(pattern)`; importing a module registers its entries."""
+"""Registry of reference rules: `get(id)`, `ids(pattern)`.
+
+Importing a module registers its entries.
+"""
 
 from reference.rules import unified_view  # noqa: F401
 from reference.rules.registry import REGISTRY

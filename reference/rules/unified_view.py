@@ -1,1 +1,472 @@
-"""(being written)"""
+"""The unified-view update rules ``rule:uv.*`` (INVENTORY §2.1; source 000 §1-§2, 001 the same).
+
+Every rule works on the flat gradient g = flatten(grads) and returns the direction d, unflattened
+like ``params``, as ``updates`` (params + updates = next params). The document excludes momentum
+and weight decay, so the rules keep no state (``init`` gives an empty mapping), except
+``uv.gd_linesearch`` (reports the step ``eta``) and ``uv.stochastic_direction`` (``d``,
+``d_xi``).
+
+Curvature hyperparameters (every curvature-based rule): ``curv`` names the oracle curvature
+K (H, F, F_emp, G, user, or diag(.) of one, which selects the diagonal fast path),
+``damping`` >= 0 replaces K by K + damping I, ``singular`` in {"raise", "pinv"} is the policy
+of `reference.linalg` for eigenvalues <= 0 (pinv: dropped directions get d_hat_i = 0). The
+diagonal rules (``uv.diag_ngd*``, ``uv.sophia_clip``) use lam = the diagonal of ``curv``, or the
+vector ``lam`` when given (it overrides ``curv``). K = Q diag(lam) Q^T, g_hat = Q^T g.
+
+Defaults: alpha = 1 where the document gives one (Newton: "alpha in (0, 1]", the pure method at
+1); the document gives no value for eps or eta, and 0.1 is this project's choice.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from functools import partial
+from numbers import Real
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from contract import Rule, freeze
+from reference.linalg import SINGULAR, Spectrum, eigenbasis_map, eigh_sym, lambda_max
+from reference.linalg import matrix_power_apply as power
+from reference.oracle import parse_curvature
+from reference.rules.registry import REGISTRY
+from reference.tree import check_finite, flatten, unflatten
+
+CHOICES: Mapping[str, tuple[Any, ...]] = {
+    "singular": SINGULAR,
+    "form": ("matrix", "coordinates"),
+    "L_source": ("given", "lambda_max", "problem"),
+    "q": (2, 1),
+    "A": ("alpha_Hinv", "alpha_Hinvsqrt", "alpha_I", "user"),
+}
+POSITIVE = ("alpha", "eps", "eta", "L")
+LINESEARCH_TOL = 1e-14
+
+
+# --- validation (the torch layer raises the same messages) ----------------------------------
+
+
+def validate(hyper: Mapping[str, Any]) -> None:
+    """Raise ``TypeError``/``ValueError`` naming the first invalid hyperparameter."""
+    for name in POSITIVE:
+        if hyper.get(name) is not None:
+            _positive(name, hyper[name])
+    if "damping" in hyper:
+        _real("damping", hyper["damping"])
+        if not hyper["damping"] >= 0:
+            raise ValueError(f"Invalid damping: {hyper['damping']} (must be >= 0)")
+    for name, allowed in CHOICES.items():
+        if name in hyper and not any(hyper[name] == a for a in allowed):
+            raise ValueError(f"Invalid {name}: {hyper[name]!r} (must be one of {allowed})")
+    if hyper.get("L_source") == "given" and hyper.get("L") is None:
+        raise ValueError("Invalid L: None (must be > 0 when L_source='given')")
+
+
+def _real(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"Invalid {name}: {value} (must be finite)")
+
+
+def _positive(name: str, value: Any) -> None:
+    _real(name, value)
+    if not value > 0:
+        raise ValueError(f"Invalid {name}: {value} (must be > 0)")
+
+
+def _matrix(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """A finite float64 array of the given shape, else a ``ValueError`` naming ``name``."""
+    if value is None:
+        raise ValueError(f"{name} is required here: an array of shape {shape}")
+    array = np.asarray(value, dtype=np.float64)
+    if array.shape != shape:
+        raise ValueError(f"{name} has shape {array.shape}; parameters need {shape}")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+    return array
+
+
+# --- directions: pure functions of g and the spectrum of K --------------------------------
+
+
+def newton(g: np.ndarray, spec: Spectrum, alpha: float) -> np.ndarray:
+    """d = -alpha K^-1 g: 000 §1 "(Newton's Method)", and "(Natural Gradient Descent)" at K = F."""
+    return -alpha * power(spec, g, -1)
+
+
+def _newton_step(g: np.ndarray, spec: Spectrum) -> tuple[np.ndarray, float]:
+    """g_tilde = K^-1 g and ||g_tilde||_K = sqrt(g_tilde^T K g_tilde) = sqrt(g^T g_tilde)."""
+    g_tilde = power(spec, g, -1)
+    return g_tilde, math.sqrt(max(float(g @ g_tilde), 0.0))
+
+
+def ngd_normalized(g: np.ndarray, spec: Spectrum, eps: float) -> np.ndarray:
+    """d = -eps K^-1 g / sqrt(g^T K^-1 g), d = 0 if g = 0: 000 §1 "(Normalized NGD)"."""
+    g_tilde, norm = _newton_step(g, spec)
+    return -eps * g_tilde / norm if norm > 0 else np.zeros_like(g)
+
+
+def ngd_gn_normalized(g: np.ndarray, spec: Spectrum, eps: float) -> np.ndarray:
+    """d = -eps K^{-1/2} g: 000 §1 "(Gradient-Norm Normalized NGD)"."""
+    return -eps * power(spec, g, -0.5)
+
+
+def ngd_eigen_normalized(g: np.ndarray, spec: Spectrum, eps: float, form: str) -> np.ndarray:
+    """000 §1 "(Eigenbasis Normalized NGD)*", two readings of one paragraph.
+
+    ``matrix`` (the displayed update): d = -eps K^{-1/2} Q sign(Q^T g), i.e.
+    d_hat_i = -eps sign(g_hat_i)/sqrt(lam_i), so lam_i d_hat_i^2 = eps^2 in every direction.
+    ``coordinates`` (the per-coordinate display): d_hat_i = -eps sign(g_hat_i), without the
+    1/sqrt(lam_i); then lam_i d_hat_i^2 = eps^2 lam_i. Both are defined for distinct
+    eigenvalues only: for a repeated eigenvalue Q, hence sign(Q^T g), is not unique.
+    """
+    exponent = -0.5 if form == "matrix" else 0.0
+    return eigenbasis_map(spec, g, lambda lam, g_hat: -eps * lam**exponent * np.sign(g_hat))
+
+
+def _clip(bound: np.ndarray | float, size: np.ndarray | float) -> np.ndarray | float:
+    """min(1, bound/size) for bound > 0 and size >= 0, written without dividing by size."""
+    return bound / np.maximum(bound, size)
+
+
+def clipped_ngd(g: np.ndarray, spec: Spectrum, alpha: float, eps: float, q: int) -> np.ndarray:
+    """d = -alpha min(1, C/||g_tilde||_K^q) g_tilde, C = eps/alpha; q = 2 as printed.
+
+    000 §1 "(Clipped Natural Gradient Descent)", "Clipped NGD". With q = 1 and the clip
+    active this is `ngd_normalized`; g = 0 gives d = 0.
+    """
+    g_tilde, norm = _newton_step(g, spec)
+    return -alpha * _clip(eps / alpha, norm**q) * g_tilde
+
+
+def gn_clipped(g: np.ndarray, spec: Spectrum, alpha: float, eps: float) -> np.ndarray:
+    """d_hat_i = -alpha min(1, C sqrt(lam_i)) g_hat_i/lam_i, d = Q d_hat.
+
+    000 §1 "(Clipped NGD)", "Gradient-Norm Clipped NGD". Text: "\\vec d_i = <scalar>" sets a
+    vector to a scalar; Reading (implemented): the coefficient d_hat_i.
+    """
+    C = eps / alpha
+    return eigenbasis_map(
+        spec, g, lambda lam, g_hat: -alpha * np.minimum(1.0, C * np.sqrt(lam)) * g_hat / lam
+    )
+
+
+def eigen_clipped(g: np.ndarray, spec: Spectrum, alpha: float, eps: float) -> np.ndarray:
+    """d_hat_i = -alpha min(1, C sqrt(lam_i)/|g_hat_i|) g_hat_i/lam_i (0 where g_hat_i = 0).
+
+    000 §1 "(Clipped NGD)", "Eigenbasis Clipped NGD"; same "\\vec d_i" Text/Reading as
+    `gn_clipped`.
+    """
+    C = eps / alpha
+    return eigenbasis_map(
+        spec, g, lambda lam, g_hat: -alpha * _clip(C * np.sqrt(lam), np.abs(g_hat)) * g_hat / lam
+    )
+
+
+def sophia_clip(g: np.ndarray, spec: Spectrum, alpha: float, eps: float) -> np.ndarray:
+    """d_i = -alpha min(1, lam_i eps/|g_i|) g_i/lam_i, d_i = 0 where g_i = 0 (K diagonal).
+
+    000 §1, last paragraph of "(Clipped NGD)". 001 prints "g_hat/lam_i" (no index); the
+    Reading is g_hat_i, as in 000. The formula tends to -alpha eps sign(g_i) as lam_i -> 0+, but
+    lam_i <= 0 follows the ``singular`` policy like every rule (pinv: d_i = 0).
+    """
+    return eigenbasis_map(spec, g, lambda lam, g_: -alpha * _clip(lam * eps, np.abs(g_)) * g_ / lam)
+
+
+def diag_ngd_as_printed(g: np.ndarray, spec: Spectrum, eps: float) -> np.ndarray:
+    """The printed normalized diagonal NGD, d = -(eps/(lam^T d^2)) g/lam, as its fixed point.
+
+    000 §1 "(Diagonal Natural Gradient Descent)", "Normalized NGD" (Text). The right side is
+    a positive multiple of g/lam, so d = -c g/lam with c = eps/(c^2 S), S = sum_i g_i^2/lam_i:
+    the unique fixed point has c = (eps/S)^(1/3). g = 0 (S = 0) gives d = 0.
+    """
+    g_tilde, norm = _newton_step(g, spec)
+    return -((eps / norm**2) ** (1.0 / 3.0)) * g_tilde if norm > 0 else np.zeros_like(g)
+
+
+def gd(g: np.ndarray, L: float, alpha: float) -> np.ndarray:
+    """d = -(alpha/L) g, i.e. eta = alpha/L: 000 §1 "(Gradient Descent)"."""
+    return -(alpha / L) * g
+
+
+def gd_normalized(g: np.ndarray, L: float, eps: float) -> np.ndarray:
+    """d = -eps L^{-1/2} g/||g||_2, d = 0 if g = 0: 000 §1 "(Normalized Gradient Descent)"."""
+    norm = float(np.linalg.norm(g))
+    return -eps / math.sqrt(L) * g / norm if norm > 0 else np.zeros_like(g)
+
+
+def sign_gd(g: np.ndarray, eta: float) -> np.ndarray:
+    """d = -eta sign(g), sign(0) = 0.
+
+    000 §1 "(Sign Gradient Descent)". Text: "d = -eps H^{-1/2} Q sign(Q^T d)" (d on both
+    sides); Reading: sign(Q^T g), so with Q = I and H = L I, d = -eps L^{-1/2} sign(g) and
+    eta = eps L^{-1/2}.
+    """
+    return -eta * np.sign(g)
+
+
+# --- what the rules ask of the oracle -------------------------------------------------------
+
+
+def _curvature(params, oracle, curv: str, lam, diagonal: bool) -> tuple[np.ndarray, str]:
+    """K (dense) or its diagonal lam (a vector: the fast path), and its name for messages."""
+    n = flatten(params).size
+    if lam is not None:
+        return _matrix("lam", lam, (n,)), "lam"
+    K = oracle.curvature(params, curv)
+    diagonal = diagonal or parse_curvature(curv)[1]
+    return (np.diagonal(K).copy() if diagonal else K), f"curvature {curv!r}"
+
+
+def _spectrum(params, oracle, curv, damping, singular, lam=None, diagonal=False) -> Spectrum:
+    K, name = _curvature(params, oracle, curv, lam, diagonal)
+    return eigh_sym(K, damping, singular, name)
+
+
+def _lipschitz(params, oracle, L, L_source: str, curv: str, damping: float) -> float:
+    """L as given, lambda_max(K + damping I), or the problem's constant ``L``."""
+    if L_source == "given":
+        return L
+    if L_source == "lambda_max":
+        K, name = _curvature(params, oracle, curv, None, False)
+        value = lambda_max(K, damping, name)
+    else:
+        value = oracle.problem.constants(params).get("L")
+        if value is None:
+            raise ValueError(f"L_source='problem': {oracle.problem.id} has no constant 'L'")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"Invalid L: {value} from L_source={L_source!r} (must be > 0)")
+    return float(value)
+
+
+def _exact_step(g: np.ndarray, params, oracle) -> float:
+    """eta* = argmin_{eta > 0} f(theta - eta g) by Brent on the loss values.
+
+    Searched as t = log(eta): eta > 0 holds by construction, and Brent's tolerance (relative,
+    with an absolute floor of 1e-11 in scipy) becomes relative in eta at every scale. A minimiser
+    located from function values is determined to about sqrt(machine eps) relative: the loss
+    is flat to rounding within that distance of it. g = 0 gives eta* = 0 (no step).
+    """
+    if not np.any(g):
+        return 0.0
+    theta = flatten(params)
+
+    def phi(t: float) -> float:
+        return float(oracle.loss(unflatten(theta - math.exp(t) * g, params)))
+
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # the bracket may overshoot to inf
+            found = minimize_scalar(phi, bracket=(0.0, 1.0), method="brent", tol=LINESEARCH_TOL)
+    except (RuntimeError, OverflowError, ValueError) as error:
+        raise ValueError(
+            f"gd_linesearch: no minimiser of f(theta - eta g) over eta > 0 ({error})"
+        ) from error
+    if not math.isfinite(found.fun):
+        raise ValueError("gd_linesearch: f(theta - eta g) is unbounded below along -g")
+    return math.exp(found.x)
+
+
+def _linear_map(V, params, oracle, A, alpha, A_user, curv, damping, singular) -> np.ndarray:
+    """A V for the document's A in {alpha H^-1, alpha H^-1/2, alpha I, user} (V: (n, k))."""
+    if A == "user":
+        return _matrix("A_user", A_user, (len(V),) * 2) @ V
+    if A == "alpha_I":
+        return alpha * V
+    spec = _spectrum(params, oracle, curv, damping, singular)
+    return alpha * power(spec, V, -1 if A == "alpha_Hinv" else -0.5)
+
+
+# --- steps: (g, state, params, oracle, **hyper) -> (d, new_state) ---------------------------
+
+
+def _preconditioned(direction: Callable, diagonal: bool = False) -> Callable:
+    def step(g, state, params, oracle, curv, damping, singular, lam=None, **rest):
+        spec = _spectrum(params, oracle, curv, damping, singular, lam, diagonal)
+        return direction(g, spec, **rest), state
+
+    return step
+
+
+def _with_lipschitz(direction: Callable) -> Callable:
+    def step(g, state, params, oracle, L, L_source, curv, damping, **rest):
+        return direction(g, _lipschitz(params, oracle, L, L_source, curv, damping), **rest), state
+
+    return step
+
+
+def _plain(direction: Callable) -> Callable:
+    def step(g, state, params, oracle, **rest):
+        return direction(g, **rest), state
+
+    return step
+
+
+def _linesearch_step(g, state, params, oracle):
+    eta = _exact_step(g, params, oracle)
+    return -eta * g, freeze(eta=np.float64(eta))
+
+
+def _stochastic_step(g_b, state, params, oracle, A, alpha, A_user, curv, damping, singular):
+    full = oracle.full_grad(params)
+    check_finite(full, "full_grad")
+    g = flatten(full)
+    columns = np.stack([g_b, g, g_b - g], axis=1)
+    d_b, d, d_xi = _linear_map(columns, params, oracle, A, alpha, A_user, curv, damping, singular).T
+    return d_b, freeze(d=d, d_xi=d_xi)
+
+
+# --- registration ---------------------------------------------------------------------------
+
+
+def _no_state(params) -> Mapping[str, Any]:
+    return freeze()
+
+
+def _step_size_state(params) -> Mapping[str, Any]:
+    return freeze(eta=np.float64(0.0))
+
+
+def _split_state(params) -> Mapping[str, Any]:
+    n = flatten(params).size
+    return freeze(d=np.zeros(n), d_xi=np.zeros(n))
+
+
+def _register(rule_id: str, step: Callable, hyper: Mapping[str, Any], doc: str, init=_no_state):
+    def update(grads, state, params, oracle, **values):
+        validate(values)
+        check_finite(grads, "grads")
+        d, new_state = step(flatten(grads), state, params, oracle, **values)
+        return unflatten(d, params), new_state
+
+    REGISTRY.register(rule_id, Rule(rule_id, init, update, hyper, doc))
+
+
+CURVED = {"curv": "H", "damping": 0.0, "singular": "raise"}
+DIAGONAL = {"lam": None, "curv": "diag(H)", "damping": 0.0, "singular": "raise"}
+LIPSCHITZ = {"L": None, "L_source": "given", "curv": "H", "damping": 0.0}
+
+_register(
+    "rule:uv.newton",
+    _preconditioned(newton),
+    {"alpha": 1.0, **CURVED},
+    'd = -alpha K^-1 g (000 §1 "(Newton\'s Method)"; alpha in (0, 1], default 1 = pure Newton).',
+)
+_register(
+    "rule:uv.ngd",
+    _preconditioned(newton),
+    {"alpha": 1.0, **CURVED, "curv": "F"},
+    'd = -alpha F^-1 g (000 §1 "(Natural Gradient Descent)"); curv F (true Fisher) by default, '
+    "F_emp or G selectable.",
+)
+_register(
+    "rule:uv.ngd_normalized",
+    _preconditioned(ngd_normalized),
+    {"eps": 0.1, **CURVED},
+    'd = -eps K^-1 g / sqrt(g^T K^-1 g), d = 0 if g = 0 (000 §1 "(Normalized NGD)"; '
+    "eps = 0.1 is this project's default).",
+)
+_register(
+    "rule:uv.ngd_gn_normalized",
+    _preconditioned(ngd_gn_normalized),
+    {"eps": 0.1, **CURVED},
+    'd = -eps K^{-1/2} g (000 §1 "(Gradient-Norm Normalized NGD)"; eps = 0.1 project default).',
+)
+_register(
+    "rule:uv.ngd_eigen_normalized",
+    _preconditioned(ngd_eigen_normalized),
+    {"eps": 0.1, "form": "matrix", **CURVED},
+    (ngd_eigen_normalized.__doc__ or "") + "eps = 0.1 is this project's default.",
+)
+_register(
+    "rule:uv.gd",
+    _with_lipschitz(gd),
+    {"alpha": 1.0, **LIPSCHITZ},
+    'd = -(alpha/L) g (000 §1 "(Gradient Descent)"). L_source: "given" (L > 0 required), '
+    '"lambda_max" (of K + damping I, K = curvature curv), "problem" (the problem\'s constant '
+    "L); L is used only when L_source='given'.",
+)
+_register(
+    "rule:uv.gd_linesearch",
+    _linesearch_step,
+    {},
+    "d = -eta* g, eta* = argmin_{eta>0} f(theta - eta g) by Brent (scipy minimize_scalar, "
+    "tol 1e-14, searched in log eta) on oracle.loss; no closed form. new_state['eta'] = eta*. "
+    + (_exact_step.__doc__ or ""),
+    init=_step_size_state,
+)
+_register(
+    "rule:uv.gd_normalized",
+    _with_lipschitz(gd_normalized),
+    {"eps": 0.1, **LIPSCHITZ},
+    'd = -eps L^{-1/2} g/||g||_2, d = 0 if g = 0 (000 §1 "(Normalized Gradient Descent)"); '
+    "L as in rule:uv.gd; eps = 0.1 project default.",
+)
+_register(
+    "rule:uv.sign_gd",
+    _plain(sign_gd),
+    {"eta": 0.1},
+    (sign_gd.__doc__ or "") + "eta = 0.1 is this project's default.",
+)
+_DIAGONAL_VARIANTS = {
+    "": (newton, {"alpha": 1.0}, 'd = -alpha g/lam (000 §1 "(Diagonal NGD)", NGD).'),
+    "[normalized]": (
+        ngd_normalized,
+        {"eps": 0.1},
+        "Reading: rule:uv.ngd_normalized at K = diag(lam), d = -eps (g/lam)/sqrt(sum g_i^2/lam_i)"
+        ". Text: d = -(eps/(lam^T d^2)) g/lam, d on both sides (variant [as_printed]).",
+    ),
+    "[gn_normalized]": (ngd_gn_normalized, {"eps": 0.1}, "d = -eps g/lam^{1/2}."),
+    "[eigen_normalized]": (
+        partial(ngd_eigen_normalized, form="matrix"),
+        {"eps": 0.1},
+        "d = -eps sign(g)/lam^{1/2}.",
+    ),
+    "[as_printed]": (diag_ngd_as_printed, {"eps": 0.1}, diag_ngd_as_printed.__doc__ or ""),
+}
+for _variant, (_direction, _scale, _doc) in _DIAGONAL_VARIANTS.items():
+    _register(
+        f"rule:uv.diag_ngd{_variant}",
+        _preconditioned(_direction, diagonal=True),
+        {**_scale, **DIAGONAL},
+        f"{_doc} lam = the diagonal of curvature curv, or the vector lam (overrides curv). "
+        + ("eps = 0.1 is this project's default." if "eps" in _scale else ""),
+    )
+_register(
+    "rule:uv.clipped_ngd",
+    _preconditioned(clipped_ngd),
+    {"alpha": 1.0, "eps": 0.1, "q": 2, **CURVED},
+    clipped_ngd.__doc__ or "",
+)
+_register(
+    "rule:uv.clipped_ngd[gn_clipped]",
+    _preconditioned(gn_clipped),
+    {"alpha": 1.0, "eps": 0.1, **CURVED},
+    gn_clipped.__doc__ or "",
+)
+_register(
+    "rule:uv.clipped_ngd[eigen_clipped]",
+    _preconditioned(eigen_clipped),
+    {"alpha": 1.0, "eps": 0.1, **CURVED},
+    eigen_clipped.__doc__ or "",
+)
+_register(
+    "rule:uv.sophia_clip",
+    _preconditioned(sophia_clip, diagonal=True),
+    {"alpha": 1.0, "eps": 0.1, **DIAGONAL},
+    sophia_clip.__doc__ or "",
+)
+_register(
+    "rule:uv.stochastic_direction",
+    _stochastic_step,
+    {"A": "alpha_Hinv", "alpha": 1.0, "A_user": None, **CURVED},
+    '000 §2 "(General Update)": d_b = A g_b = A g + A xi_b =: d + d_xi, exactly as printed: the '
+    "named maps A in {alpha H^-1 ('alpha_Hinv'), alpha H^-1/2 ('alpha_Hinvsqrt'), alpha I "
+    "('alpha_I')} carry no minus sign, so updates = d_b = +A g_b (the quantities of §2 are "
+    "invariant under A -> -A); 'user' applies the matrix A_user (alpha unused). g_b = grads, "
+    "g = oracle.full_grad(params); new_state holds d = A g and d_xi = A (g_b - g).",
+    init=_split_state,
+)

@@ -1,7 +1,12 @@
-"""Registry of torchimpl estimators: `get(id)`, `ids(pattern)`; importing a module registers its entries."""
+"""Registry of torchimpl estimators: `get(id)`, `ids(pattern)`.
 
-from torchimpl.estimators import unified_view  # noqa: F401
-from torchimpl.estimators import gradient_noise  # noqa: F401
+Importing a module registers its entries.
+"""
+
+from torchimpl.estimators import (
+    gradient_noise,  # noqa: F401
+    unified_view,  # noqa: F401
+)
 from torchimpl.estimators.registry import REGISTRY
 
 get = REGISTRY.get

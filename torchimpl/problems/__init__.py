@@ -1,7 +1,12 @@
-"""Registry of torchimpl problems: `get(id)`, `ids(pattern)`; importing a module registers its entries."""
+"""Registry of torchimpl problems: `get(id)`, `ids(pattern)`.
 
-from torchimpl.problems import quadratic  # noqa: F401
-from torchimpl.problems import network  # noqa: F401
+Importing a module registers its entries.
+"""
+
+from torchimpl.problems import (
+    network,  # noqa: F401
+    quadratic,  # noqa: F401
+)
 from torchimpl.problems.registry import REGISTRY
 
 get = REGISTRY.get

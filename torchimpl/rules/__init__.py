@@ -1,4 +1,7 @@
-"""Registry of torchimpl rules: `get(id)`, `ids(pattern)`; importing a module registers its entries."""
+"""Registry of torchimpl rules: `get(id)`, `ids(pattern)`.
+
+Importing a module registers its entries.
+"""
 
 from torchimpl.rules import unified_view  # noqa: F401
 from torchimpl.rules.registry import REGISTRY

@@ -267,6 +267,7 @@ def _shrink_witness(claim: Claim, relation: Relation, stat: RelationStats, n: in
             lambda case: _fails(claim, relation, case),
             settings=settings(
                 max_examples=max(n, 50),
+                phases=[Phase.generate, Phase.shrink],
                 database=None,
                 deadline=None,
                 derandomize=True,

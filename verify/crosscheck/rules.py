@@ -127,8 +127,9 @@ def _both_raise(torch_rule, grads, state, params, oracle, case, dtype) -> tuple[
 
 
 def _noisy(grads: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """A minibatch-like gradient g + xi for rules that split d_b = d + d_xi."""
-    return {k: v + rng.standard_normal(v.shape) for k, v in grads.items()}
+    """A minibatch-like gradient g + xi for rules that split d_b = d + d_xi; xi is scaled
+    like g, so that d_xi = A (g_b - g) does not cancel more digits than the case carries."""
+    return {k: v + np.linalg.norm(v) * rng.standard_normal(v.shape) for k, v in grads.items()}
 
 
 def _to_torch(tree: dict[str, np.ndarray], dtype: str) -> dict[str, torch.Tensor]:
