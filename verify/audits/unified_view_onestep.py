@@ -26,7 +26,6 @@ Decision thresholds are the module constants below, fixed before any audit ran.
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Callable, Mapping
 from functools import cache
@@ -62,14 +61,15 @@ RTOL = 1e-10  # exact float64 algebra ...
 # rtol = RTOL + ROUNDOFF n kappa eps, kappa = max|lam| / min|lam| over the nonzero lam.
 ROUNDOFF = 16.0
 APPROX = 0.1  # "≈" (expansion, approximate equivalences): relative difference <= 0.1
-# A minimiser located from function values is resolved to sqrt(eps |f| / Delta*) relative
-# (f flat to rounding within that distance; Delta* the decrease along the line): the line
-# search relation allows LINESEARCH times that.
+# A minimiser located from function values is resolved to sqrt(eps T / Delta*) relative (f
+# flat to its rounding eps T within that distance; T the size of the terms of f, Delta* the
+# decrease along the line): the line search relation allows LINESEARCH times that.
 LINESEARCH = 10.0
 SLOPE = 0.25  # fitted cost exponents: "O(n^p)" means exponent <= p + 0.25, "Θ" |exp - p| <= 0.25
 EXACT = {"rtol_exact": RTOL, "roundoff_per_n_kappa_eps": ROUNDOFF}
 
 SINGULAR = "H singular (PSD boundary): H^-1 and H^-1/2 undefined"
+SIGN_AT_ZERO = "sign(x) = x/|x| (as the document defines it) is undefined at a zero entry"
 
 
 # --- contexts: the case's curvature, the rules' directions, the estimator's quantities ------
@@ -131,8 +131,8 @@ def step(ctx: Context, rule_id: str, K=None, g=None, loss=None, **hyper) -> np.n
     grads = {"x": ctx["g"] if g is None else g}
     try:
         updates, _ = rule.step(grads, rule.init(params), params, oracle, **hyper)
-    except ValueError as error:  # numbers masked: one reason per kind of failure
-        return f"{rule_id}: " + re.sub(r"[-+]?\d+(\.\d*)?(e[-+]?\d+)?", "#", str(error))
+    except ValueError as error:
+        return models.failure(rule_id, error)
     return np.asarray(updates["x"])
 
 
@@ -155,15 +155,14 @@ def quantities(ctx: Context, d: np.ndarray | str, K=None, with_loss=False) -> di
     return q
 
 
-def rule_context(rule_id: str, **fixed) -> Callable[[Mapping[str, Any]], Context]:
-    """A context builder: the curvature context plus ``q`` = quantities of ``rule_id``'s step
-    with the case's hyperparameters named in ``fixed`` values (strings name case keys)."""
+def rule_context(rule_id: str, case_keys: tuple[str, ...] = (), **fixed):
+    """A context builder: the curvature context, the case's hyperparameters ``case_keys``, and
+    ``q`` = quantities of ``rule_id``'s step with those and the ``fixed`` hyperparameters."""
 
     def build(case: Mapping[str, Any]) -> Context:
-        ctx = curvature_context(case)
-        hyper = {k: case[v] if isinstance(v, str) and v in case else v for k, v in fixed.items()}
-        ctx["q"] = quantities(ctx, step(ctx, rule_id, **hyper))
-        return {**ctx, **{k: v for k, v in case.items() if k in ("alpha", "eps", "form")}}
+        ctx = {**curvature_context(case), **{k: case[k] for k in case_keys}}
+        ctx["q"] = quantities(ctx, step(ctx, rule_id, **{k: case[k] for k in case_keys}, **fixed))
+        return ctx
 
     return build
 
@@ -189,21 +188,27 @@ def exact(lhs: Any, rhs: Any, ctx: Context, scale: float = 0.0) -> Evaluation:
     return Evaluation(gap <= rtol, gap, {**ev.detail, "scale": float(scale)})
 
 
-def defined(fn: Callable[[Context], Evaluation], needs: tuple[str, ...] = ("q",)):
-    """``fn(ctx)``, or undefined with the reason when a needed direction is a reason string."""
+def defined(fn: Callable[[Context], Evaluation], needs: tuple[str, ...] = ("q",),
+            sign_of: Value | None = None):
+    """``fn(ctx)``, or undefined: with the reason when a needed direction is a reason string,
+    and where the printed sign(x) = x/|x| meets a zero entry of ``sign_of(ctx)``."""
 
     def check(ctx: Context) -> Evaluation:
         reason = next((ctx[k] for k in needs if isinstance(ctx[k], str)), None)
+        if reason is None and sign_of is not None and np.any(sign_of(ctx) == 0):
+            reason = SIGN_AT_ZERO
         return undefined(reason) if reason is not None else fn(ctx)
 
     return check
 
 
-def E(name: str, lhs: Value, rhs: Value, scale: Value | None = None, needs=("q",)) -> Relation:
+def E(name: str, lhs: Value, rhs: Value, scale: Value | None = None, needs=("q",),
+      sign_of: Value | None = None) -> Relation:
     """Printed equality ``lhs = rhs`` of exact algebra (``scale``: see `exact`)."""
     return Relation(
         name,
-        defined(lambda c: exact(lhs(c), rhs(c), c, 0.0 if scale is None else scale(c)), needs),
+        defined(lambda c: exact(lhs(c), rhs(c), c, 0.0 if scale is None else scale(c)), needs,
+                sign_of),
     )
 
 
@@ -212,7 +217,8 @@ def approx(name: str, lhs: Value, rhs: Value, needs=("q",)) -> Relation:
     return Relation(name, defined(lambda c: compare(lhs(c), rhs(c), APPROX), needs))
 
 
-def per_direction(name: str, rhs: Value, key: str = "q") -> tuple[Relation, Relation]:
+def per_direction(name: str, rhs: Value, key: str = "q",
+                  sign_of: Value | None = None) -> tuple[Relation, Relation]:
     """A printed Delta_d^i formula under the table's definition and under its negation."""
 
     def scale(c: Context) -> float:
@@ -220,9 +226,9 @@ def per_direction(name: str, rhs: Value, key: str = "q") -> tuple[Relation, Rela
 
     return (
         E(f"{name} [Δ_d^i as defined: ĝ_i d̂_i + ½d̂_i²λ_i]", lambda c: c[key]["Delta_i"], rhs,
-          scale, (key,)),
+          scale, (key,), sign_of),
         E(f"{name} [reading: Δ_d^i negated, ΣΔ_d^i = Δ_d]", lambda c: c[key]["Delta_i_neg"], rhs,
-          scale, (key,)),
+          scale, (key,), sign_of),
     )
 
 
@@ -399,7 +405,7 @@ newton_damped = Claim(
     "Δ_d = α(1 − α/2)‖g̃‖_H², ‖d‖_H² = α²‖g̃‖_H²; d̂_i = −αĝ_i/λ_i, "
     "Δ_d^i = α(1 − α/2)ĝ_i²/λ_i, ‖d_i‖_H² = α²ĝ_i²/λ_i.",
     cases=cases(alpha=ALPHA),
-    context=rule_context("rule:uv.newton", alpha="alpha"),
+    context=rule_context("rule:uv.newton", ("alpha",)),
     hypotheses=(PSD, Hypothesis("α ∈ (0, 1]", lambda c: 0.0 < c["alpha"] <= 1.0)),
     relations=(
         E("d = −αg̃", lambda c: c["q"]["d"], lambda c: -c["alpha"] * g_tilde(c)),
@@ -439,7 +445,7 @@ ngd_normalized = Claim(
     statement="If we want the learning rate to control the update length by ‖αH⁻¹g‖_H = ε, we "
     "have α = ε/‖g̃‖_H. Thus d = −εH⁻¹g/√(gᵀH⁻¹g), Δ_d = ε‖g̃‖_H − ε²/2, ‖d‖_H² = ε².",
     cases=cases(eps=EPS_HYPER),
-    context=rule_context("rule:uv.ngd_normalized", eps="eps"),
+    context=rule_context("rule:uv.ngd_normalized", ("eps",)),
     hypotheses=(PSD,),
     relations=(
         E("α = ε/‖g̃‖_H gives ‖αH⁻¹g‖_H = ε",
@@ -496,7 +502,7 @@ gn_normalized = Claim(
     "Δ_d^i = ε(1/√λ_i − ε/2)ĝ_i², ‖d_i‖_H² = ε²ĝ_i². ... s_i makes ‖d‖_H² controlled by the "
     "gradient norm. ... To make Δ_d^i > 0, we have ε < 2/√(max_i λ_i).",
     cases=cases(eps=EPS_HYPER),
-    context=rule_context("rule:uv.ngd_gn_normalized", eps="eps"),
+    context=rule_context("rule:uv.ngd_gn_normalized", ("eps",)),
     hypotheses=(PSD,),
     relations=(
         E("s_i = ε√λ_i (the rule's per-eigenbasis learning rate, d̂_i = −s_iĝ_i/λ_i)",
@@ -544,9 +550,13 @@ gn_normalized = Claim(
 # --- claim:U.eigen_normalized ---------------------------------------------------------------
 
 
+def g_hat_of(c: Context) -> np.ndarray:
+    return c["q"]["g_hat"]
+
+
 def eigen_context(case: Mapping[str, Any]) -> Context:
     """Quantities for the case's g and, to test "decoupled from g_i", for a second g'."""
-    ctx = rule_context("rule:uv.ngd_eigen_normalized", eps="eps", form="form")(case)
+    ctx = rule_context("rule:uv.ngd_eigen_normalized", ("eps", "form"))(case)
     g_other = np.random.default_rng([case["seed"], 3]).standard_normal(ctx["n"])
     d_other = step(ctx, "rule:uv.ngd_eigen_normalized", g=g_other, eps=case["eps"],
                    form=case["form"])
@@ -592,17 +602,18 @@ eigen_normalized = Claim(
         E("reading: s_i = ε√λ_i/|ĝ_i|", _s_measured,
           lambda c: c["eps"] * np.sqrt(c["q"]["lam"]) / np.abs(c["q"]["g_hat"])),
         E("d = −εH^{−1/2}Q sign(Qᵀg)", lambda c: c["q"]["d"],
-          lambda c: -c["eps"] * power(c, -0.5) @ c["q"]["Q"] @ np.sign(c["q"]["Q"].T @ c["g"])),
+          lambda c: -c["eps"] * power(c, -0.5) @ c["q"]["Q"] @ np.sign(c["q"]["Q"].T @ c["g"]),
+          sign_of=g_hat_of),
         E("d̂_i = −ε·sign(ĝ_i)", lambda c: c["q"]["d_hat"],
-          lambda c: -c["eps"] * np.sign(c["q"]["g_hat"])),
+          lambda c: -c["eps"] * np.sign(c["q"]["g_hat"]), sign_of=g_hat_of),
         *per_direction("Δ_d^i = −ε|ĝ_i| + ½ε²λ_i",
                        lambda c: -c["eps"] * np.abs(c["q"]["g_hat"])
-                       + 0.5 * c["eps"] ** 2 * c["q"]["lam"]),
+                       + 0.5 * c["eps"] ** 2 * c["q"]["lam"], sign_of=g_hat_of),
         E("‖d_i‖_H² = ε² (control ‖d_i‖_H = ε)", lambda c: c["q"]["normH2_i"],
-          lambda c: np.full(c["n"], c["eps"] ** 2)),
+          lambda c: np.full(c["n"], c["eps"] ** 2), sign_of=g_hat_of),
         E("directional sharpness along each eigenbasis decoupled from g: ‖d_i‖_H²(g) = "
           "‖d_i‖_H²(g')", lambda c: c["q"]["normH2_i"], lambda c: c["q_other"]["normH2_i"],
-          needs=("q", "q_other")),
+          needs=("q", "q_other"), sign_of=g_hat_of),
     ),
     thresholds=EXACT,
     examples=(synthetic(2, rotated=False, eps=1.0, form="matrix"),
@@ -621,13 +632,13 @@ eigen_normalized = Claim(
 # --- claim:U.gd, claim:U.gd_stability, claim:U.normalized_gd --------------------------------
 
 
-def lipschitz_context(rule_id: str, **fixed) -> Callable[[Mapping[str, Any]], Context]:
+def lipschitz_context(rule_id: str, case_keys: tuple[str, ...]):
     """L = L_factor max|lam|; ``q`` under the real H, ``p`` under H' = L I (primed)."""
 
     def build(case: Mapping[str, Any]) -> Context:
         ctx = curvature_context(case)
-        ctx.update(L=case["L_factor"] * ctx["abs_max"], **{k: case[k] for k in fixed.values()})
-        hyper = {k: case[v] for k, v in fixed.items()}
+        hyper = {k: case[k] for k in case_keys}
+        ctx.update(L=case["L_factor"] * ctx["abs_max"], **hyper)
         d = step(ctx, rule_id, L=ctx["L"], L_source="given", **hyper)
         ctx["q"] = quantities(ctx, d)
         ctx["p"] = quantities(ctx, d, K=ctx["L"] * np.eye(ctx["n"]))
@@ -698,7 +709,7 @@ gd = Claim(
     "‖d‖_H² = (α²/L²)gᵀHg; d̂_i = −(α/L)ĝ_i, Δ_d^{i'} = (α/L)(1 − α/2)ĝ_i, "
     "‖d_i‖_H² = (α²/L²)λ_iĝ².",
     cases=cases(("pd", "psd", "indefinite"), alpha=ALPHA, L_factor=L_FACTOR),
-    context=lipschitz_context("rule:uv.gd", alpha="alpha"),
+    context=lipschitz_context("rule:uv.gd", ("alpha",)),
     hypotheses=L_SMOOTH,
     relations=gd_relations,
     thresholds=EXACT,
@@ -725,7 +736,7 @@ gd_stability = Claim(
     source='000 §1 "(Gradient Descent)"',
     statement="To make Δ'_d > 0, we have α < 2. Define learning rate η = α/L we have η < 2/L.",
     cases=cases(("pd", "psd", "indefinite"), alpha=ALPHA, L_factor=L_FACTOR),
-    context=lipschitz_context("rule:uv.gd", alpha="alpha"),
+    context=lipschitz_context("rule:uv.gd", ("alpha",)),
     hypotheses=L_SMOOTH,
     relations=(
         equivalent("To make Δ'_d > 0, we have α < 2", _primed_positive, lambda c: 2 - c["alpha"],
@@ -748,15 +759,16 @@ def linesearch_context(case: Mapping[str, Any]) -> Context:
     ctx = curvature_context(case)
     gHg = norm_H2(ctx, ctx["g"])
     ctx.update(gHg=gHg, eta_printed=float(ctx["g"] @ ctx["g"]) / gHg)
-    if ctx["quadratic"] is None:
-        ctx["eta_model"] = ctx["eta_f"] = SINGULAR
+    if ctx["quadratic"] is None or gHg <= 0:
+        ctx["eta_model"] = ctx["eta_f"] = SINGULAR if gHg > 0 else "gᵀHg <= 0: no finite step"
         return ctx
     for key, loss in (("eta_model", ctx["quadratic"]), ("eta_f", ctx["loss_problem"])):
         d = step(ctx, "rule:uv.gd_linesearch", loss=loss)
         ctx[key] = d if isinstance(d, str) else float(-d @ ctx["g"] / (ctx["g"] @ ctx["g"]))
-    f0 = abs(ctx["quadratic"].loss({"x": ctx["theta"]}))
+    # f = 1/2 r^T H r, r = x - x*, is evaluated with rounding eps |H| |r|^2 / 2 (its terms)
+    terms = 0.5 * ctx["abs_max"] * float(np.sum((ctx["theta"] - ctx["quadratic"].x_star) ** 2))
     decrease = 0.5 * float(ctx["g"] @ ctx["g"]) * ctx["eta_printed"]
-    ctx["rtol_linesearch"] = RTOL + LINESEARCH * math.sqrt(EPS * max(f0, decrease) / decrease)
+    ctx["rtol_linesearch"] = RTOL + LINESEARCH * math.sqrt(EPS * max(terms, decrease) / decrease)
     return ctx
 
 
@@ -780,8 +792,9 @@ gd_optimal_lr = Claim(
     thresholds={**EXACT, "linesearch_factor": LINESEARCH, "approx_rtol": APPROX},
     examples=(synthetic(2, rotated=False), synthetic(4), MODEL_EXAMPLE),
     note="η* = rule:uv.gd_linesearch (Brent on the loss values) on the quadratic model "
-    "½(x−x*)ᵀH(x−x*) with gradient g at θ (exact: tolerance 1e-10 + 10·sqrt(eps·|f(θ)|/Δ*), "
-    "the resolution of a minimiser from function values), and on f itself (synthetic: the same "
+    "½(x−x*)ᵀH(x−x*) with gradient g at θ (exact: tolerance 1e-10 + 10·sqrt(eps·T/Δ*), T = "
+    "½|H|‖θ − x*‖² the size of the terms of f, the resolution of a minimiser from function "
+    "values), and on f itself (synthetic: the same "
     "quadratic; model arm: the real loss on the coordinate block, compared with the '≈' "
     "threshold 0.1). Indefinite H with gᵀHg > 0 is in scope.",
 )
@@ -793,7 +806,7 @@ normalized_gd = Claim(
     statement="With ‖d‖_{H'} = ε, we have α = εL^{1/2}/‖g‖₂. d = −εL^{−1/2}g/‖g‖₂, "
     "Δ'_d = ε‖g‖₂²/L − ε²/2, ‖d‖_{H'}² = ε². The new learning rate η' = εL^{−1/2}.",
     cases=cases(("pd", "psd", "indefinite"), eps=EPS_HYPER, L_factor=L_FACTOR),
-    context=lipschitz_context("rule:uv.gd_normalized", eps="eps"),
+    context=lipschitz_context("rule:uv.gd_normalized", ("eps",)),
     hypotheses=L_SMOOTH,
     relations=(
         E("α = εL^{1/2}/‖g‖₂ (the α of d = −(α/L)g)", lambda c: c["L"] * _eta(c),
@@ -838,6 +851,10 @@ def sign_context(case: Mapping[str, Any]) -> Context:
     return ctx
 
 
+def g_of(c: Context) -> np.ndarray:
+    return c["g"]
+
+
 def _eig_fixed_point(c: Context, inner: np.ndarray) -> np.ndarray:
     """-eps H'^{-1/2} Q sign(Q^T inner) with H' = L I (Q from the estimator)."""
     Q = c["eig"]["Q"]
@@ -865,17 +882,19 @@ sign_gd = Claim(
         E("with λ_i = L it is GD with α = ε√L", lambda c: c["gn"]["d"], lambda c: c["gd"],
           needs=("gn", "gd")),
         E("Eigenbasis Normalized NGD at H = LI requires ‖d_i‖_H² = ε",
-          lambda c: c["eig"]["normH2_i"], lambda c: np.full(c["n"], c["eps"]), needs=("eig",)),
+          lambda c: c["eig"]["normH2_i"], lambda c: np.full(c["n"], c["eps"]), needs=("eig",),
+          sign_of=g_of),
         E("reading: ‖d_i‖_H² = ε²", lambda c: c["eig"]["normH2_i"],
-          lambda c: np.full(c["n"], c["eps"] ** 2), needs=("eig",)),
+          lambda c: np.full(c["n"], c["eps"] ** 2), needs=("eig",), sign_of=g_of),
         E("d = −εH^{−1/2}Q sign(Qᵀd) (d on both sides)", lambda c: c["eig"]["d"],
-          lambda c: _eig_fixed_point(c, c["eig"]["d"]), needs=("eig",)),
+          lambda c: _eig_fixed_point(c, c["eig"]["d"]), needs=("eig",), sign_of=g_of),
         E("reading: d = −εH^{−1/2}Q sign(Qᵀg)", lambda c: c["eig"]["d"],
-          lambda c: _eig_fixed_point(c, c["g"]), needs=("eig",)),
+          lambda c: _eig_fixed_point(c, c["g"]), needs=("eig",), sign_of=g_of),
         E("since Q = I, d = −εL^{−1/2} sign(g)", lambda c: c["eig"]["d"],
-          lambda c: -c["eps"] / math.sqrt(c["L"]) * np.sign(c["g"]), needs=("eig",)),
+          lambda c: -c["eps"] / math.sqrt(c["L"]) * np.sign(c["g"]), needs=("eig",),
+          sign_of=g_of),
         E("η = εL^{−1/2}: sign GD d = −η·sign(g) is that counterpart", lambda c: c["sign"],
-          lambda c: c["eig"]["d"], needs=("sign", "eig")),
+          lambda c: c["eig"]["d"], needs=("sign", "eig"), sign_of=g_of),
     ),
     thresholds=EXACT,
     examples=(synthetic(2, rotated=False, eps=1.0, L_factor=1.0), synthetic(3, eps=0.3,
@@ -1014,7 +1033,8 @@ diag = Claim(
         method_mapping("rule:fo.adam"),
         method_mapping("rule:dh.adahessian"),
         E("Eigenbasis Normalized NGD: d = −ε·sign(g)/λ^{1/2}", lambda c: c["eigen"],
-          lambda c: -c["eps"] * np.sign(c["g"]) / np.sqrt(c["lam"]), needs=("eigen",)),
+          lambda c: -c["eps"] * np.sign(c["g"]) / np.sqrt(c["lam"]), needs=("eigen",),
+          sign_of=g_of),
         E("… = Eigenbasis Normalized NGD with H = diag(λ)", lambda c: c["eigen"],
           lambda c: c["eigen_dense"], needs=("eigen", "eigen_dense")),
     ),
@@ -1037,7 +1057,7 @@ diag = Claim(
 
 
 def clipped_context(case: Mapping[str, Any]) -> Context:
-    ctx = rule_context("rule:uv.clipped_ngd", alpha="alpha", eps="eps", q=2)(case)
+    ctx = rule_context("rule:uv.clipped_ngd", ("alpha", "eps"), q=2)(case)
     hyper = {"alpha": case["alpha"], "eps": case["eps"]}
     ctx["d_q1"] = step(ctx, "rule:uv.clipped_ngd", q=1, **hyper)
     for key in ("gn_clipped", "eigen_clipped"):
@@ -1167,7 +1187,7 @@ clipped = Claim(
 
 STORAGE_N = (64, 128, 256, 512, 1024, 2048)  # exact stored-float counts at these n ...
 STORAGE_K = (1, 2, 4, 8, 16, 32)  # ... and L-BFGS memories k
-FORM_N = (128, 256, 512, 1024)  # forming H by n HVPs of prob:lstsq (N = 2048 samples)
+FORM_N = (64, 128, 256, 512)  # forming H by n HVPs of prob:lstsq (N = 2048 samples)
 INVERT_N = (256, 512, 1024, 2048)  # inverting a dense SPD matrix
 LSTSQ_SAMPLES = 2048
 REPEATS = 3  # median of 3 timings
@@ -1328,7 +1348,8 @@ def _lengths(key: str, notation: str) -> Value:
 
     def value(c: Context) -> np.ndarray:
         lam, d_hat = c[key]["lam"], c[key]["d_hat"]
-        return np.abs(d_hat) * (np.sqrt(lam) if notation == "vec" else 1 / np.sqrt(lam))
+        with np.errstate(invalid="ignore", divide="ignore"):  # lam <= 0: non-finite, undefined
+            return np.abs(d_hat) * (np.sqrt(lam) if notation == "vec" else 1 / np.sqrt(lam))
 
     return value
 
@@ -1344,13 +1365,14 @@ def _not_derived(row: str, rule_id: str, cell: str) -> Relation:
     return Relation(f"{row}: {cell}", check)
 
 
-def _length_cell(row: str, key: str, printed: str, rhs: Value, under: str = "") -> list:
+def _length_cell(row: str, key: str, printed: str, rhs: Value, under: str = "",
+                 sign_of: Value | None = None) -> list:
     """One "Length Limitation" cell in both renderings (000 \\vec d_i, 001 \\tilde d_i)."""
     return [
         E(f"{row}: Length Limitation ‖\\vec d_i‖ = {printed} (000){under}",
-          _lengths(key, "vec"), rhs, needs=(key,)),
+          _lengths(key, "vec"), rhs, needs=(key,), sign_of=sign_of),
         E(f"{row}: Length Limitation ‖\\tilde d_i‖ = {printed} (001){under}",
-          _lengths(key, "tilde"), rhs, needs=(key,)),
+          _lengths(key, "tilde"), rhs, needs=(key,), sign_of=sign_of),
     ]
 
 
@@ -1370,7 +1392,7 @@ table1 = Claim(
           needs=("normalized",)),
         *_length_cell("GN-Normalized NGD", "gn", "εg_i", lambda c: c["eps"] * c["g"]),
         *_length_cell("Eigenbasis Normalized NGD", "eigen", "ε",
-                      lambda c: np.full(c["n"], c["eps"])),
+                      lambda c: np.full(c["n"], c["eps"]), sign_of=lambda c: c["eigen"]["g_hat"]),
         E("Gradient Descent: Structure Approximation LI (= Newton with H = LI)",
           lambda c: c["gd"]["d"], lambda c: c["newton_LI"]["d"], needs=("gd", "newton_LI")),
         E("Normalized GD: Length Limitation ‖d‖_{H'} = ε", lambda c: math.sqrt(
@@ -1379,9 +1401,10 @@ table1 = Claim(
         E("Normalized GD: Structure Approximation LI (= Normalized NGD with H = LI)",
           lambda c: c["gd_normalized"]["d"], lambda c: c["normalized_LI"]["d"],
           needs=("gd_normalized", "normalized_LI")),
-        *_length_cell("Sign GD", "sign_LI", "ε", lambda c: np.full(c["n"], c["eps"])),
+        *_length_cell("Sign GD", "sign_LI", "ε", lambda c: np.full(c["n"], c["eps"]),
+                      sign_of=g_of),
         *_length_cell("Sign GD", "sign", "ε", lambda c: np.full(c["n"], c["eps"]),
-                      " (b: under the true H)"),
+                      " (b: under the true H)", g_of),
         E("Sign GD: Structure Approximation LI (= Eigenbasis Normalized NGD with H = LI)",
           lambda c: c["sign"]["d"], lambda c: c["eigen_LI"]["d"], needs=("sign", "eigen_LI")),
         _not_derived("L-BFGS", "rule:so.lbfgs", "Structure 'rank-2 update'"),
