@@ -100,3 +100,14 @@ def test_qualitative_claims_are_recorded_with_their_numbers():
     result = audit(_claim([rel], nature="qualitative"), max_examples=10)
     assert result.verdict == "inconclusive" and "qualitative" in result.reason
     assert result.relations[0].held + result.relations[0].failed == 10
+
+
+def test_a_formula_that_divides_by_zero_is_undefined_on_that_case_not_a_crash():
+    def ratio(c):
+        n = c["A"].shape[0]
+        return compare(1.0 / (n - 1), 1.0 / (n - 1), 1e-8)  # ZeroDivisionError at n = 1
+
+    result = audit(_claim([Relation("1/(n-1) = 1/(n-1)", ratio)]), max_examples=40)
+    stats = result.relations[0]
+    assert result.verdict == "holds" and stats.undefined > 0 and stats.held > 0
+    assert any("ZeroDivisionError" in reason for reason in stats.reasons)

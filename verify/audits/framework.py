@@ -35,7 +35,10 @@ from hypothesis.errors import NoSuchExample
 Case = Mapping[str, Any]
 Context = Mapping[str, Any]
 
-NEVER = "qualitative"  # a claim of this nature gets `inconclusive` with its reason
+NEVER = "qualitative"
+# Errors a printed formula can raise on a legitimate case (0/0, a singular solve): recorded
+# as "undefined there", never a crash of the audit.
+NUMERICAL_ERRORS = (ArithmeticError, ValueError, np.linalg.LinAlgError)  # a claim of this nature gets `inconclusive` with its reason
 
 
 @dataclass(frozen=True)
@@ -212,15 +215,20 @@ def audit(claim: Claim, max_examples: int = 100, seed_value: int = 0) -> AuditRe
 
     def visit(case: Case) -> None:
         counts["tried"] += 1
-        ctx = claim.context(case)
-        satisfied = [h.check(ctx) for h in claim.hypotheses]
+        try:
+            ctx = claim.context(case)
+            satisfied = [h.check(ctx) for h in claim.hypotheses]
+        except NUMERICAL_ERRORS as error:
+            for stat in stats:
+                stat.add(case, _failed_to_evaluate(error))
+            return
         for h, ok in zip(claim.hypotheses, satisfied, strict=True):
             hyp_counts[h.name] += int(ok)
         if not all(satisfied):
             return
         counts["in_scope"] += 1
         for rel, stat in zip(claim.relations, stats, strict=True):
-            stat.add(case, rel.check(ctx))
+            stat.add(case, _evaluate(rel, ctx))
 
     for case in claim.examples:
         visit(case)
@@ -252,11 +260,27 @@ def _search(
     run()
 
 
+def _evaluate(relation: Relation, ctx: Context) -> Evaluation:
+    """``relation.check(ctx)``; a numerical error (a division by zero in a printed formula)
+    makes the relation undefined on this case, with the error recorded as the reason."""
+    try:
+        return relation.check(ctx)
+    except NUMERICAL_ERRORS as error:
+        return _failed_to_evaluate(error)
+
+
+def _failed_to_evaluate(error: Exception) -> Evaluation:
+    return undefined(f"not evaluable: {type(error).__name__}: {error}")
+
+
 def _fails(claim: Claim, relation: Relation, case: Case) -> bool:
-    ctx = claim.context(case)
-    if not all(h.check(ctx) for h in claim.hypotheses):
+    try:
+        ctx = claim.context(case)
+        if not all(h.check(ctx) for h in claim.hypotheses):
+            return False
+    except NUMERICAL_ERRORS:
         return False
-    return relation.check(ctx).ok is False
+    return _evaluate(relation, ctx).ok is False
 
 
 def _shrink_witness(claim: Claim, relation: Relation, stat: RelationStats, n: int) -> None:
@@ -277,7 +301,7 @@ def _shrink_witness(claim: Claim, relation: Relation, stat: RelationStats, n: in
         stat.witness, stat.witness_shrunk = dict(witness), True
     except NoSuchExample:
         stat.witness, stat.witness_shrunk = stat.first_failure, False
-    ev = relation.check(claim.context(stat.witness))
+    ev = _evaluate(relation, claim.context(stat.witness))
     stat.witness_detail = {"discrepancy": ev.discrepancy, **ev.detail}
 
 
