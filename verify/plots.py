@@ -58,9 +58,10 @@ def eigendirection_table() -> dict[str, dict[str, np.ndarray]]:
 def eigendirections() -> plt.Figure:
     table = eigendirection_table()
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharex=True)
-    for name, q in table.items():
-        axes[0].plot(SPECTRUM, q["decrease_i"], marker="o", ms=3, label=name)
-        axes[1].plot(SPECTRUM, q["normH2_i"], marker="o", ms=3, label=name)
+    for i, (name, q) in enumerate(table.items()):
+        style = {"marker": "os^"[i // 10], "ms": 3, "ls": ["-", "--"][i // 10], "label": name}
+        axes[0].plot(SPECTRUM, q["decrease_i"], **style)
+        axes[1].plot(SPECTRUM, q["normH2_i"], **style)
     axes[0].set(
         xscale="log",
         yscale="symlog",
