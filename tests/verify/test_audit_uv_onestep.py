@@ -43,6 +43,17 @@ def relation(claim, name):
 # --- evaluation helpers ---------------------------------------------------------------------
 
 
+def test_every_onestep_id_has_a_claim_with_thresholds():
+    ids = ("general newton_pure newton_damped ngd_normalized gn_normalized eigen_normalized gd "
+           "gd_stability gd_optimal_lr normalized_gd sign_gd diag clipped ngd_equivalences "
+           "kl_metric ef_quality spectrum qn_costs table1").split()
+    claims = {**onestep.CLAIMS, **models.CLAIMS}
+    assert set(claims) == {f"claim:U.{name}" for name in ids}
+    assert all(claim.thresholds for claim in claims.values())
+    assert claims["claim:U.spectrum"].nature == "qualitative"
+    assert claims["claim:U.qn_costs"].nature == "record"
+
+
 def test_exact_tolerance_grows_with_n_kappa_eps_and_respects_the_term_scale():
     ctx = {"n": 12, "kappa": 1e8}
     eps = np.finfo(float).eps

@@ -35,10 +35,10 @@ from hypothesis.errors import NoSuchExample
 Case = Mapping[str, Any]
 Context = Mapping[str, Any]
 
-NEVER = "qualitative"
+NEVER = "qualitative"  # a claim of this nature gets `inconclusive` with its reason
 # Errors a printed formula can raise on a legitimate case (0/0, a singular solve): recorded
 # as "undefined there", never a crash of the audit.
-NUMERICAL_ERRORS = (ArithmeticError, ValueError, np.linalg.LinAlgError)  # a claim of this nature gets `inconclusive` with its reason
+NUMERICAL_ERRORS = (ArithmeticError, ValueError, np.linalg.LinAlgError)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ APPROX = 0.1  # "≈" (expansion, approximate equivalences): relative difference
 # flat to its rounding eps T within that distance; T the size of the terms of f, Delta* the
 # decrease along the line): the line search relation allows LINESEARCH times that.
 LINESEARCH = 10.0
+RESOLVABLE = 1e-3  # beyond this tolerance the function values cannot locate the minimiser
 SLOPE = 0.25  # fitted cost exponents: "O(n^p)" means exponent <= p + 0.25, "Θ" |exp - p| <= 0.25
 EXACT = {"rtol_exact": RTOL, "roundoff_per_n_kappa_eps": ROUNDOFF}
 
@@ -259,8 +260,9 @@ def g_tilde(c: Context) -> np.ndarray:
     return np.linalg.solve(c["H"], c["g"])
 
 
-def norm_H2(c: Context, x: np.ndarray) -> float:
-    return float(x @ c["H"] @ x)
+def norm_H2(c: Context, x: np.ndarray) -> np.float64:
+    """x^T H x (a NumPy scalar: a zero divisor gives inf/nan, recorded as non-finite)."""
+    return x @ c["H"] @ x
 
 
 def power(c: Context, p: float) -> np.ndarray:
@@ -436,7 +438,7 @@ newton_damped = Claim(
 
 def _alpha_normalized(c: Context) -> float:
     """alpha = eps / ||g~||_H, the printed step size of Newton's method."""
-    return c["eps"] / math.sqrt(norm_H2(c, g_tilde(c)))
+    return c["eps"] / np.sqrt(norm_H2(c, g_tilde(c)))
 
 
 ngd_normalized = Claim(
@@ -449,14 +451,14 @@ ngd_normalized = Claim(
     hypotheses=(PSD,),
     relations=(
         E("α = ε/‖g̃‖_H gives ‖αH⁻¹g‖_H = ε",
-          lambda c: math.sqrt(norm_H2(c, _alpha_normalized(c) * g_tilde(c))),
+          lambda c: np.sqrt(norm_H2(c, _alpha_normalized(c) * g_tilde(c))),
           lambda c: c["eps"]),
         E("d = −εH⁻¹g/√(gᵀH⁻¹g)", lambda c: c["q"]["d"],
-          lambda c: -c["eps"] * g_tilde(c) / math.sqrt(c["g"] @ g_tilde(c))),
+          lambda c: -c["eps"] * g_tilde(c) / np.sqrt(c["g"] @ g_tilde(c))),
         E("d = −αg̃ with α = ε/‖g̃‖_H (Newton's step)", lambda c: c["q"]["d"],
           lambda c: -_alpha_normalized(c) * g_tilde(c)),
         E("Δ_d = ε‖g̃‖_H − ε²/2", lambda c: c["q"]["Delta"],
-          lambda c: c["eps"] * math.sqrt(norm_H2(c, g_tilde(c))) - c["eps"] ** 2 / 2,
+          lambda c: c["eps"] * np.sqrt(norm_H2(c, g_tilde(c))) - c["eps"] ** 2 / 2,
           lambda c: c["q"]["Delta_scale"]),
         E("‖d‖_H² = ε²", lambda c: c["q"]["normH2"], lambda c: c["eps"] ** 2),
     ),
@@ -531,10 +533,10 @@ gn_normalized = Claim(
           lambda c: c["eps"] ** 2 * c["q"]["g_hat"] ** 2),
         equivalent("To make Δ_d^i > 0, ε < 2/√(max_i λ_i) [Δ_d^i as defined]",
                    _positive_contributions("Delta_i"),
-                   lambda c: 2 / math.sqrt(c["q"]["lam"].max()) - c["eps"]),
+                   lambda c: 2 / np.sqrt(c["q"]["lam"].max()) - c["eps"]),
         equivalent("To make Δ_d^i > 0, ε < 2/√(max_i λ_i) [reading: Δ_d^i negated]",
                    _positive_contributions("Delta_i_neg"),
-                   lambda c: 2 / math.sqrt(c["q"]["lam"].max()) - c["eps"]),
+                   lambda c: 2 / np.sqrt(c["q"]["lam"].max()) - c["eps"]),
     ),
     thresholds=EXACT,
     examples=(synthetic(2, rotated=False, eps=1.0), synthetic(5, eps=0.01),
@@ -758,10 +760,11 @@ def linesearch_context(case: Mapping[str, Any]) -> Context:
     """eta* by rule:uv.gd_linesearch on the quadratic model and on f; the printed eta."""
     ctx = curvature_context(case)
     gHg = norm_H2(ctx, ctx["g"])
-    ctx.update(gHg=gHg, eta_printed=float(ctx["g"] @ ctx["g"]) / gHg)
+    ctx["gHg"] = gHg
     if ctx["quadratic"] is None or gHg <= 0:
         ctx["eta_model"] = ctx["eta_f"] = SINGULAR if gHg > 0 else "gᵀHg <= 0: no finite step"
         return ctx
+    ctx["eta_printed"] = float(ctx["g"] @ ctx["g"]) / gHg
     for key, loss in (("eta_model", ctx["quadratic"]), ("eta_f", ctx["loss_problem"])):
         d = step(ctx, "rule:uv.gd_linesearch", loss=loss)
         ctx[key] = d if isinstance(d, str) else float(-d @ ctx["g"] / (ctx["g"] @ ctx["g"]))
@@ -770,6 +773,12 @@ def linesearch_context(case: Mapping[str, Any]) -> Context:
     decrease = 0.5 * float(ctx["g"] @ ctx["g"]) * ctx["eta_printed"]
     ctx["rtol_linesearch"] = RTOL + LINESEARCH * math.sqrt(EPS * max(terms, decrease) / decrease)
     return ctx
+
+
+def _model_optimum(c: Context) -> Evaluation:
+    if c["rtol_linesearch"] > RESOLVABLE:
+        return undefined(f"rounding of f hides its minimiser along -g beyond {RESOLVABLE:g}")
+    return compare(c["eta_model"], c["eta_printed"], c["rtol_linesearch"])
 
 
 gd_optimal_lr = Claim(
@@ -782,21 +791,21 @@ gd_optimal_lr = Claim(
                            lambda c: c["gHg"] > 0),),
     relations=(
         Relation("η = ‖g‖₂²/‖g‖_H² maximizes the model decrease Δ_{−ηg} (line search on the "
-                 "quadratic model)",
-                 defined(lambda c: compare(c["eta_model"], c["eta_printed"], c["rtol_linesearch"]),
-                         ("eta_model",))),
+                 "quadratic model)", defined(_model_optimum, ("eta_model",))),
         Relation("η = ‖g‖₂²/‖g‖_H² maximizes f(θ) − f(θ − ηg) (line search on f; ≈ on real "
                  "losses)",
                  defined(lambda c: compare(c["eta_f"], c["eta_printed"], APPROX), ("eta_f",))),
     ),
-    thresholds={**EXACT, "linesearch_factor": LINESEARCH, "approx_rtol": APPROX},
+    thresholds={**EXACT, "linesearch_factor": LINESEARCH, "linesearch_resolvable": RESOLVABLE,
+                "approx_rtol": APPROX},
     examples=(synthetic(2, rotated=False), synthetic(4), MODEL_EXAMPLE),
     note="η* = rule:uv.gd_linesearch (Brent on the loss values) on the quadratic model "
     "½(x−x*)ᵀH(x−x*) with gradient g at θ (exact: tolerance 1e-10 + 10·sqrt(eps·T/Δ*), T = "
     "½|H|‖θ − x*‖² the size of the terms of f, the resolution of a minimiser from function "
-    "values), and on f itself (synthetic: the same "
-    "quadratic; model arm: the real loss on the coordinate block, compared with the '≈' "
-    "threshold 0.1). Indefinite H with gᵀHg > 0 is in scope.",
+    "values; undefined where that exceeds 1e-3: the quadratic's rounding hides its "
+    "minimiser), and on f itself (synthetic: the same quadratic; model arm: the real loss on "
+    "the coordinate block, compared with the '≈' threshold 0.1). Indefinite H with gᵀHg > 0 is "
+    "in scope.",
 )
 
 
@@ -1079,7 +1088,7 @@ def _C(c: Context) -> float:
 def _clip_by_norm(c: Context) -> np.ndarray:
     """Newton's step -alpha g~ rescaled to ||d||_H <= eps (norm clipping in the H-norm)."""
     newton = -c["alpha"] * g_tilde(c)
-    return newton * min(1.0, c["eps"] / math.sqrt(norm_H2(c, newton)))
+    return newton * min(1.0, c["eps"] / np.sqrt(norm_H2(c, newton)))
 
 
 def _lr_bound(name: str, used: Value, bound: Value, needs: tuple[str, ...]) -> Relation:
