@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, Verbosity, settings
+from hypothesis import HealthCheck, Phase, Verbosity, given, seed, settings
 
 PROFILES = {"dev": 15, "ci": 40, "thorough": 200}
 
@@ -32,3 +32,25 @@ def max_examples() -> int:
 
 
 register()
+
+
+def search(strategy, visit, n: int, seed_value: int, shrink: bool) -> None:
+    """Call ``visit`` on ``n`` cases of ``strategy``, reproducibly from ``seed_value``.
+
+    With ``shrink``, an exception raised by ``visit`` is shrunk to a minimal case (which
+    Hypothesis replays last) and re-raised; without it, every case is only visited once.
+    """
+    @seed(seed_value)
+    @settings(
+        max_examples=n,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate, Phase.shrink] if shrink else [Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
+    @given(strategy)
+    def run(case) -> None:
+        visit(case)
+
+    run()

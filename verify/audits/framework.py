@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, find, given, seed, settings
+from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
+
+from verify.profiles import search
 
 Case = Mapping[str, Any]
 Context = Mapping[str, Any]
@@ -232,7 +234,7 @@ def audit(claim: Claim, max_examples: int = 100, seed_value: int = 0) -> AuditRe
 
     for case in claim.examples:
         visit(case)
-    _search(claim.cases, visit, max_examples, seed_value)
+    search(claim.cases, visit, max_examples, seed_value, shrink=False)
     for rel, stat in zip(claim.relations, stats, strict=True):
         if stat.failed:
             _shrink_witness(claim, rel, stat, max_examples)
@@ -240,24 +242,6 @@ def audit(claim: Claim, max_examples: int = 100, seed_value: int = 0) -> AuditRe
     return AuditResult(
         claim, verdict, reason, counts["tried"], counts["in_scope"], hyp_counts, stats, seed_value
     )
-
-
-def _search(
-    strategy: st.SearchStrategy, visit: Callable[[Case], None], n: int, seed_value: int
-) -> None:
-    @seed(seed_value)
-    @settings(
-        max_examples=n,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(strategy)
-    def run(case: Case) -> None:
-        visit(case)
-
-    run()
 
 
 def _evaluate(relation: Relation, ctx: Context) -> Evaluation:

@@ -23,8 +23,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
+
+from verify.profiles import search
 
 Case = Mapping[str, Any]
 DTYPES = ("float64", "float32")
@@ -100,7 +101,7 @@ def check(
             one(case)
         else:
             budget = min(max_examples, mirror.max_examples or max_examples)
-            _search(mirror.cases(dtype), one, budget, seed_value)
+            search(mirror.cases(dtype), one, budget, seed_value, shrink=True)
     except AssertionError as failure:
         message = str(failure).splitlines()[0]
     failure = seen["failure"]
@@ -129,22 +130,3 @@ def _guarded(
         return float(error), float(tol), ""
     except Exception as error:  # noqa: BLE001 - reported as a failing case, not a crash
         return math.inf, 0.0, f"{type(error).__name__}: {error}"
-
-
-def _search(
-    strategy: st.SearchStrategy, one: Callable[[Case], None], n: int, seed_value: int
-) -> None:
-    @seed(seed_value)
-    @settings(
-        max_examples=n,
-        database=None,
-        deadline=None,
-        phases=[Phase.explicit, Phase.generate, Phase.shrink],
-        suppress_health_check=list(HealthCheck),
-        print_blob=False,
-    )
-    @given(strategy)
-    def run(c: Case) -> None:
-        one(c)
-
-    run()
