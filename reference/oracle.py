@@ -14,6 +14,25 @@ from reference.problems.base import Problem
 from reference.tree import Tree, flatten
 
 CURVATURES = ("H", "F", "F_emp", "G", "user")
+PROBES = ("gaussian", "rademacher", "sphere", "sqrtP_sphere")
+
+
+def probe(dist: str, shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """A random probe of ``shape``, a pure function of ``seed`` (MeZO regenerates z from it).
+
+    ``gaussian``: N(0, I); ``rademacher``: +-1 with probability 1/2; ``sphere``: uniform on
+    the unit sphere of all ``prod(shape)`` entries; ``sqrtP_sphere``: sqrt(P) times that.
+    """
+    if dist not in PROBES:
+        raise ValueError(f"Invalid u_dist: {dist!r} (must be one of {PROBES})")
+    rng = np.random.default_rng(seed)
+    if dist == "rademacher":
+        return rng.integers(0, 2, size=shape).astype(np.float64) * 2.0 - 1.0
+    z = rng.standard_normal(shape)
+    if dist == "gaussian":
+        return z
+    scale = np.sqrt(z.size) if dist == "sqrtP_sphere" else 1.0
+    return scale * z / np.linalg.norm(z)
 
 
 def parse_curvature(kind: str) -> tuple[str, bool]:
@@ -39,6 +58,14 @@ class Oracle:
         self.batch = batch
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.user_curvature = user_curvature
+
+    def seed(self) -> int:
+        """A fresh seed from ``rng``: the only source of a rule's randomness."""
+        return int(self.rng.integers(0, 2**63 - 1))
+
+    def probe(self, dist: str, shape: tuple[int, ...], seed: int) -> np.ndarray:
+        """`probe` (module function): the draws the torch layer replays in cross-checks."""
+        return probe(dist, shape, seed)
 
     def loss(self, params: Tree) -> float:
         return self.problem.loss(params, self.batch)

@@ -4,7 +4,10 @@ Importing a module registers its entries.
 """
 
 from reference.problems import (
+    classic,  # noqa: F401
+    classification,  # noqa: F401
     network,  # noqa: F401
+    online,  # noqa: F401
     quadratic,  # noqa: F401
 )
 from reference.problems.registry import REGISTRY

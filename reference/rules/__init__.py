@@ -3,7 +3,14 @@
 Importing a module registers its entries.
 """
 
-from reference.rules import unified_view  # noqa: F401
+from reference.rules import (
+    adaptive,  # noqa: F401
+    first_order,  # noqa: F401
+    meta,  # noqa: F401
+    second_order,  # noqa: F401
+    unified_view,  # noqa: F401
+    zeroth_order,  # noqa: F401
+)
 from reference.rules.registry import REGISTRY
 
 get = REGISTRY.get

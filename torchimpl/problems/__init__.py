@@ -4,7 +4,10 @@ Importing a module registers its entries.
 """
 
 from torchimpl.problems import (
+    classic,  # noqa: F401
+    classification,  # noqa: F401
     network,  # noqa: F401
+    online,  # noqa: F401
     quadratic,  # noqa: F401
 )
 from torchimpl.problems.registry import REGISTRY

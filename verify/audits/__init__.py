@@ -11,6 +11,10 @@ MODULES = (
     "verify.audits.unified_view_onestep",
     "verify.audits.unified_view_models",
     "verify.audits.unified_view_stochastic",
+    "verify.audits.survey_first_order",
+    "verify.audits.survey_second_order",
+    "verify.audits.thesis_first_order",
+    "verify.audits.thesis_zeroth_order",
 )
 
 REGISTRY: Registry[Claim] = Registry("claim")

@@ -7,6 +7,11 @@ reference gradient, so the comparison measures one step's disagreement, not a co
 trajectory. If the reference raises ``ValueError`` (a singular curvature with
 ``singular="raise"``), the mirror must raise ``ValueError`` too.
 
+Rules of the later families (fo, zo, so, meta) take their case settings (curvature kinds,
+spectrum range, number of steps, tolerance) from `verify.crosscheck.families`. Random draws
+(probes, seeds) reach the torch rule through a `ReplaySampler`, which hands it the reference
+oracle's own NumPy draws: both layers consume identical randomness (INVENTORY §0.4 item 1).
+
 Tolerance: `verify.crosscheck.tolerance.spectral` of the damped curvature, in the dtype of
 the torch run (rtol 1e-10 in float64 unless the case's condition number, or for the
 eigenbasis rules its eigenvalue gaps, bound the attainable agreement above it); float32 cases
@@ -26,17 +31,37 @@ from hypothesis import strategies as st
 
 from reference import problems as ref_problems
 from reference.oracle import Oracle as RefOracle
+from reference.oracle import probe
 from torchimpl import problems as torch_problems
 from torchimpl.oracle import Oracle as TorchOracle
 from verify.crosscheck.compare import relative_error, to_numpy
 from verify.crosscheck.engine import RTOL64, Case, Mirror
+from verify.crosscheck.families import Setting, setting_for
 from verify.crosscheck.tolerance import floor, spectral
 from verify.strategies import build_curvature, curvature_cases, rule_hyper
 
 LINE_SEARCH = "rule:uv.gd_linesearch"
 
 
+class ReplaySampler:
+    """Seeds and probes for the torch oracle, drawn exactly as the reference oracle draws them
+    from ``np.random.default_rng(seed)``."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def seed(self) -> int:
+        return RefOracle(None, rng=self.rng).seed()
+
+    def probe(self, dist: str, shape: tuple[int, ...], seed: int) -> np.ndarray:
+        return probe(dist, shape, seed)
+
+
 def mirror(rule_id: str, ref_rule: Any) -> Mirror:
+    setting = setting_for(rule_id)
+    if setting is not None:
+        return _family_mirror(rule_id, ref_rule, setting)
+
     def cases(dtype: str) -> st.SearchStrategy:
         if dtype == "float32" or rule_id == LINE_SEARCH:
             curv = curvature_cases(log10_range=(-1.0, 1.0), kinds=("pd",))
@@ -54,6 +79,26 @@ def mirror(rule_id: str, ref_rule: Any) -> Mirror:
     return Mirror("rule", cases, lambda r, t, c, d: run(rule_id, r, t, c, d))
 
 
+def _family_mirror(rule_id: str, ref_rule: Any, setting: Setting) -> Mirror:
+    def cases(dtype: str) -> st.SearchStrategy:
+        spread = setting.log10_range if dtype == "float64" else setting.log10_range32
+        return st.fixed_dictionaries(
+            {
+                "curvature": curvature_cases(n_max=setting.n_max, log10_range=spread,
+                                             kinds=setting.kinds),
+                "hyper": rule_hyper(rule_id, ref_rule.hyper),
+                "steps": st.integers(min_value=1, max_value=setting.max_steps),
+            }
+        )
+
+    def check(r: Any, t: Any, c: Case, d: str) -> tuple[float, float]:
+        error, _ = run(rule_id, r, t, c, d)
+        H = build_curvature(c["curvature"])["H"]
+        return error, setting.tolerance(H, c["hyper"], d)
+
+    return Mirror("rule", cases, check, setting.note, setting.max_examples)
+
+
 def run(
     rule_id: str, ref_rule: Any, torch_rule: Any, case: Case, dtype: str
 ) -> tuple[float, float]:
@@ -62,8 +107,13 @@ def run(
     rng = np.random.default_rng(case["curvature"]["seed"] + 1)
     problem = ref_problems.get("prob:quad")(A=H, x_star=rng.standard_normal(len(H)))
     twin = torch_problems.get("prob:quad")(**problem.spec(), dtype=getattr(torch, dtype))
-    ref_oracle = RefOracle(problem, user_curvature=H)
-    torch_oracle = TorchOracle(twin, user_curvature=torch.as_tensor(H, dtype=getattr(torch, dtype)))
+    draws = case["curvature"]["seed"] + 2
+    ref_oracle = RefOracle(problem, rng=np.random.default_rng(draws), user_curvature=H)
+    torch_oracle = TorchOracle(
+        twin,
+        user_curvature=torch.as_tensor(H, dtype=getattr(torch, dtype)),
+        sampler=ReplaySampler(draws),
+    )
     params = {"x": rng.standard_normal(len(H))}
     ref_state = ref_rule.init(params)
     torch_state = torch_rule.init(_to_torch(params, dtype))

@@ -81,7 +81,7 @@ _CURVED = {
     "singular": st.sampled_from(["raise", "pinv"]),
 }
 
-RULE_HYPER: dict[str, dict[str, st.SearchStrategy]] = {
+RULE_HYPER: dict[str, dict[str, st.SearchStrategy]] = {  # completed by the family modules
     "rule:uv": {
         **_CURVED,
         "alpha": st.floats(min_value=1e-3, max_value=1.0),
@@ -264,3 +264,10 @@ def _batch_draws(rng: np.random.Generator, case: Case, args: tuple[Any, ...]) ->
     cumulative = np.cumsum(args[1][indices], axis=-1)
     y = (rng.random((K, B, 1)) > cumulative).sum(axis=-1)
     return {"indices": indices, "y": np.minimum(y, case["C"] - 1)}
+
+
+# --- the family modules add their pools (one file per family, same conventions) ----------
+from verify.strategies import families  # noqa: E402
+
+RULE_HYPER.update(families.RULE_HYPER)
+PROBLEM_OPTIONS.update(families.PROBLEM_OPTIONS)

@@ -1,0 +1,1 @@
+"""The `rule:fo.*` update rules (INVENTORY §2.2)."""

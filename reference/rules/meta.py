@@ -1,0 +1,1 @@
+"""The `rule:meta.*` update rules (INVENTORY §2.9)."""

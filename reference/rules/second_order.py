@@ -1,0 +1,1 @@
+"""The `rule:so.*` update rules (INVENTORY §2.4)."""

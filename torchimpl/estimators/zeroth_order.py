@@ -1,0 +1,1 @@
+"""The zeroth-order estimators `est:zo_*` (INVENTORY §3.9)."""

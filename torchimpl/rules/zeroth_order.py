@@ -1,0 +1,1 @@
+"""The `rule:zo.*` update rules (INVENTORY §2.3)."""

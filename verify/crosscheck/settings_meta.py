@@ -1,0 +1,7 @@
+"""Cross-check settings of `rule:meta.*` (see `verify.crosscheck.families`)."""
+
+from __future__ import annotations
+
+from verify.crosscheck.families import Setting
+
+SETTINGS: dict[str, Setting] = {"rule:meta.*": Setting()}

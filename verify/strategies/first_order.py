@@ -1,0 +1,7 @@
+"""Hyperparameter strategies of the `rule:fo.*` family (see `verify.strategies.families`)."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+HYPER: dict[str, st.SearchStrategy] = {}
