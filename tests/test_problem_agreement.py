@@ -53,6 +53,9 @@ SMALL: dict[str, list[dict[str, Any]]] = {
         {"n_samples": 5, "widths": (3, 6, 3), "activation": "identity", "l2": 0.3},
     ],
     "prob:W1": [{"n_samples": 3}],
+    "prob:digits": [{"n_samples": 20, "hidden": (4,)}],
+    "prob:gmm_cls": [{"n_samples": 12, "hidden": (3,), "label_noise": 0.25}],
+    "prob:nesterov_worst": [{"dim": 12}],
 }
 QUANTITIES = (
     "loss",

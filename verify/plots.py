@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 
 import reference  # noqa: E402
 from reference.oracle import Oracle  # noqa: E402
+from verify.audits.thesis_first_order import acceleration_figure  # noqa: E402
 
 # One ill-conditioned problem for the per-eigendirection picture: n = 12, kappa = 1e6.
 SPECTRUM = np.geomspace(1e-3, 1e3, 12)
@@ -24,6 +25,8 @@ def write_all(out: Path, checks: list[dict[str, Any]], claims: list[dict[str, An
         _save(eigendirections(), out / "uv_eigendirections.png"),
         _save(crosscheck_errors(checks), out / "crosscheck_errors.png"),
         _save(claim_discrepancies(claims), out / "claim_discrepancies.png"),
+        _save(rosenbrock_paths(), out / "rosenbrock_paths.png"),
+        _save(acceleration_figure(claims), out / "iterations_vs_condition.png"),
     ]
 
 
@@ -77,6 +80,72 @@ def eigendirections() -> plt.Figure:
     axes[1].legend(fontsize=7, ncol=2)
     fig.suptitle("Unified-view rules on one quadratic, kappa = 1e6 (000 §1 'General Update')")
     return fig
+
+
+# Rules raced on 2-D Rosenbrock from the classical start (-1.2, 1): (hyper, step budget).
+ROSENBROCK_RACE = {
+    "rule:fo.sgd": ({"alpha": 1e-3}, 2000),
+    "rule:fo.heavy_ball": ({"alpha": 1e-3, "beta": 0.9}, 2000),
+    "rule:fo.nesterov": ({"alpha": 1e-3, "beta": 0.9}, 2000),
+    "rule:fo.adam": ({"alpha": 2e-2}, 2000),
+    "rule:so.newton_ls": ({}, 100),
+    "rule:so.cg_nonlinear": ({"beta": "pr", "restart": "pr_plus", "line_search": "wolfe"}, 200),
+    "rule:so.bfgs": ({}, 100),
+    "rule:so.lbfgs": ({}, 100),
+}
+ROSENBROCK_START = np.array([-1.2, 1.0])
+
+
+def rosenbrock_race() -> dict[str, np.ndarray]:
+    """Iterates (steps+1, 2) of every registered rule of `ROSENBROCK_RACE`, stopped once
+    ||grad|| < 1e-10 (a rule that raises is left out)."""
+    problem = reference.problems.get("prob:rosenbrock")(dim=2)
+    oracle = Oracle(problem, rng=np.random.default_rng(0))
+    paths = {}
+    for key, (hyper, budget) in ROSENBROCK_RACE.items():
+        if key not in reference.rules.REGISTRY:
+            continue
+        rule = reference.rules.get(key)
+        params = {"x": ROSENBROCK_START.copy()}
+        state, path = rule.init(params), [params["x"]]
+        try:
+            for _ in range(budget):
+                grads = problem.grad(params)
+                if np.linalg.norm(grads["x"]) < 1e-10:
+                    break
+                updates, state = rule.step(grads, state, params, oracle, **hyper)
+                params = {"x": params["x"] + updates["x"]}
+                path.append(params["x"])
+        except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+            continue
+        paths[key.removeprefix("rule:")] = np.array(path)
+    return paths
+
+
+def rosenbrock_paths() -> plt.Figure:
+    problem = reference.problems.get("prob:rosenbrock")(dim=2)
+    paths = rosenbrock_race()
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5.5))
+    X, Y = np.meshgrid(np.linspace(-2.0, 2.0, 300), np.linspace(-1.0, 3.0, 300))
+    Z = 100.0 * (Y - X**2) ** 2 + (1.0 - X) ** 2
+    ax.contour(X, Y, Z, levels=np.geomspace(1e-2, 2e3, 18), colors="0.8", linewidths=0.7)
+    for (name, path), style in zip(paths.items(), _styles(len(paths)), strict=True):
+        ax.plot(path[:, 0], path[:, 1], label=name, lw=1.2, **style)
+        gaps = [problem.loss({"x": x}) for x in path]
+        bx.semilogy(np.arange(len(gaps)), np.maximum(gaps, 1e-18), label=name, lw=1.2, **style)
+    ax.plot(*ROSENBROCK_START, "ko")
+    ax.plot(1.0, 1.0, "k*", ms=12)
+    ax.set(xlabel="$x_1$", ylabel="$x_2$", title="2-D Rosenbrock from (-1.2, 1): iterates")
+    bx.set(xlabel="step", ylabel="$f(x_t) - f^*$ (floored at 1e-18)", xscale="symlog",
+           title="suboptimality", ylim=(1e-18, None))
+    bx.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _styles(n: int) -> list[dict[str, Any]]:
+    colors = plt.get_cmap("tab10").colors
+    return [{"color": colors[i % 10], "ls": ("-", "--", ":")[i // 10 % 3]} for i in range(n)]
 
 
 def crosscheck_errors(checks: list[dict[str, Any]]) -> plt.Figure:

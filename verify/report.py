@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from verify import plots
+from verify import catalogue, plots
 
 
 def write(
@@ -34,17 +34,19 @@ def write(
         "torch": torch.__version__,
         "machine": platform.machine(),
     }
+    missing = catalogue.not_implemented()
     results = out / "results.json"
-    results.write_text(
-        json.dumps({"meta": meta, "records": _finite(checks + claims)}, indent=2, allow_nan=False)
-    )
+    records = _finite(checks + claims + missing)
+    results.write_text(json.dumps({"meta": meta, "records": records}, indent=2, allow_nan=False))
     figures = plots.write_all(out, checks, claims)
     summary = out / "summary.md"
-    summary.write_text(_summary(meta, checks, claims, [f.name for f in figures]))
+    summary.write_text(_summary(meta, checks, claims, missing, [f.name for f in figures]))
     return [results, summary, *figures]
 
 
-def _summary(meta: dict, checks: list[dict], claims: list[dict], figures: list[str]) -> str:
+def _summary(
+    meta: dict, checks: list[dict], claims: list[dict], missing: list[dict], figures: list[str]
+) -> str:
     verdicts = Counter(c["verdict"] for c in claims)
     failing = [c for c in checks if "fail" in c["status"].values()]
     lines = [
@@ -98,6 +100,8 @@ def _summary(meta: dict, checks: list[dict], claims: list[dict], figures: list[s
                     + f"max discrepancy {_fmt(rel['max_discrepancy'])}; minimal case "
                     f"`{json.dumps(rel['witness'], sort_keys=True)}`"
                 )
+    lines += ["", "## Not implemented (P2 catalogue entries)", ""]
+    lines += [f"- `{m['id']}`: {m['reason']}" for m in missing] or ["- none"]
     lines += ["", "## Figures", ""] + [f"![{f}]({f})" for f in figures]
     return "\n".join(lines) + "\n"
 

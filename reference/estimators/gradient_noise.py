@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from numbers import Integral
+from functools import partial
 
 import numpy as np
 from scipy.special import gammaln
 
 from contract import Estimator
+from contract.validate import choice, integer
 from reference.estimators.registry import REGISTRY
 
 LABELS = ("data", "model")
@@ -31,15 +32,8 @@ P_SUM_TOL = 1e-6
 MAX_BATCHES = 200_000
 
 
-def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"Invalid {name}: {value!r}; allowed: {allowed}")
-
-
-def _integer(name: str, value: object, lo: int, hi: float = math.inf) -> int:
-    if isinstance(value, bool) or not isinstance(value, Integral) or not lo <= value <= hi:
-        raise ValueError(f"Invalid {name}: {value!r}; allowed: integer in [{lo}, {hi}]")
-    return int(value)
+_choice = partial(choice, style="allowed")  # "Invalid <name>: <value!r>; allowed: <...>"
+_integer = partial(integer, style="allowed")  # every failure a ValueError
 
 
 def _finite(name: str, x: object) -> np.ndarray:

@@ -22,13 +22,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from functools import partial
-from numbers import Real
 from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 
 from contract import Rule, freeze
+from contract.validate import choice, nonnegative, positive
 from reference.linalg import SINGULAR, Spectrum, eigenbasis_map, eigh_sym, lambda_max
 from reference.linalg import matrix_power_apply as power
 from reference.oracle import parse_curvature
@@ -53,29 +53,14 @@ def validate(hyper: Mapping[str, Any]) -> None:
     """Raise ``TypeError``/``ValueError`` naming the first invalid hyperparameter."""
     for name in POSITIVE:
         if hyper.get(name) is not None:
-            _positive(name, hyper[name])
+            positive(name, hyper[name])
     if "damping" in hyper:
-        _real("damping", hyper["damping"])
-        if not hyper["damping"] >= 0:
-            raise ValueError(f"Invalid damping: {hyper['damping']} (must be >= 0)")
+        nonnegative("damping", hyper["damping"])
     for name, allowed in CHOICES.items():
-        if name in hyper and not any(hyper[name] == a for a in allowed):
-            raise ValueError(f"Invalid {name}: {hyper[name]!r} (must be one of {allowed})")
+        if name in hyper:
+            choice(name, hyper[name], allowed)
     if hyper.get("L_source") == "given" and hyper.get("L") is None:
         raise ValueError("Invalid L: None (must be > 0 when L_source='given')")
-
-
-def _real(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValueError(f"Invalid {name}: {value} (must be finite)")
-
-
-def _positive(name: str, value: Any) -> None:
-    _real(name, value)
-    if not value > 0:
-        raise ValueError(f"Invalid {name}: {value} (must be > 0)")
 
 
 def _matrix(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:

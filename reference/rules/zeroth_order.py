@@ -1,1 +1,217 @@
-"""The `rule:zo.*` update rules (INVENTORY §2.3)."""
+"""The `rule:zo.*` update rules (INVENTORY §2.3; source 002 §2.4.1).
+
+Every rule sees the problem only through losses: it works on the flat vector
+theta = flatten(params), evaluates L(v) = oracle.loss(unflatten(v, params)), and estimates
+the gradient with an `est:zo_*` estimator (`reference.estimators.zeroth_order`). The ``grads``
+argument is not used (it may be None; if given it must be finite, as for every rule).
+
+Gradient-estimator options (``rule:zo.sgd``, ``zo.sign``, ``zo.adamm``):
+``estimator`` in {"direction", "coord", "two_point"}; ``h`` the difference step (the
+two-point estimator's eps); ``u_dist`` in {"gaussian", "uniform_sphere", "sqrtP_sphere",
+"rademacher"} the law of the random directions u (direction) or z (two_point); ``n_dirs``
+directions per step, averaged; ``central`` (coord only) central differences.
+
+Randomness: one ``s = oracle.seed()`` per step for the random estimators, then
+u_k = oracle.probe(dist, (P,), s + k), k < n_dirs; ``coord`` draws nothing. Both layers call
+seed()/probe() in this order with these shapes, so the cross-check can replay the draws.
+
+State (flat, over the P parameters; counters as Python ints): ``t`` steps taken and
+``evaluations`` the cumulative number of loss evaluations (for the cost claims), plus each
+rule's own entries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from contract import Rule, freeze
+from contract.validate import boolean, choice, positive, unit
+from reference.estimators.zeroth_order import (
+    count,
+    directions,
+    probe_dist,
+    zo_coord,
+    zo_direction,
+    zo_two_point,
+)
+from reference.rules.registry import REGISTRY
+from reference.tree import check_finite, flatten, unflatten
+
+ESTIMATORS = ("direction", "coord", "two_point")
+ESTIMATOR_HYPER = {
+    "estimator": "direction",
+    "h": 1e-3,
+    "u_dist": "gaussian",
+    "n_dirs": 1,
+    "central": False,
+}
+
+
+# --- validation (the torch layer raises the same messages) ----------------------------------
+
+
+def _validate_estimator(hyper: Mapping[str, Any]) -> None:
+    choice("estimator", hyper["estimator"], ESTIMATORS)
+    positive("h", hyper["h"])
+    probe_dist(hyper["u_dist"])
+    count("n_dirs", hyper["n_dirs"])
+    boolean("central", hyper["central"])
+
+
+def _inputs(grads, params) -> np.ndarray:
+    check_finite(params, "params")
+    if grads is not None:
+        check_finite(grads, "grads")
+    return flatten(params)
+
+
+def _loss(oracle, params):
+    """L on the flat vector: oracle.loss of the unflattened point."""
+    return lambda v: oracle.loss(unflatten(v, params))
+
+
+# --- the gradient estimate of one step --------------------------------------------------------
+
+
+def estimate(theta: np.ndarray, params, oracle, hyper: Mapping[str, Any]) -> dict[str, Any]:
+    """The `est:zo_*` estimate at theta selected by ``hyper`` (002 §2.4.1 displays)."""
+    loss, P = _loss(oracle, params), theta.size
+    if hyper["estimator"] == "coord":
+        return zo_coord(loss, theta, h=hyper["h"], central=hyper["central"])
+    dist, n_dirs = probe_dist(hyper["u_dist"]), hyper["n_dirs"]
+    s = oracle.seed()
+    if hyper["estimator"] == "direction":
+        return zo_direction(loss, theta, directions(oracle.probe, dist, P, n_dirs, s), h=hyper["h"])
+    # two_point: z is regenerated from the seed at each use, never stored
+    return zo_two_point(
+        loss, theta, lambda: directions(oracle.probe, dist, P, n_dirs, s), eps=hyper["h"]
+    )
+
+
+def _counters(state, evaluations: int) -> dict[str, int]:
+    return {"t": state["t"] + 1, "evaluations": state["evaluations"] + evaluations}
+
+
+def init_counters(params) -> Mapping[str, Any]:
+    return freeze(t=0, evaluations=0)
+
+
+# --- rule:zo.sgd and rule:zo.sign -------------------------------------------------------------
+
+
+def sgd_update(grads, state, params, oracle, *, alpha, **est):
+    """theta <- theta - alpha grad_hat L(theta) (002 §2.4.1, "employ estimated gradients")."""
+    positive("alpha", alpha)
+    _validate_estimator(est)
+    theta = _inputs(grads, params)
+    out = estimate(theta, params, oracle, est)
+    return unflatten(-alpha * out["grad"], params), freeze(_counters(state, out["evaluations"]))
+
+
+def sign_update(grads, state, params, oracle, *, alpha, **est):
+    """theta <- theta - alpha sign(grad_hat L(theta)) (002 §2.4.1, sign-based display)."""
+    positive("alpha", alpha)
+    _validate_estimator(est)
+    theta = _inputs(grads, params)
+    out = estimate(theta, params, oracle, est)
+    return (
+        unflatten(-alpha * np.sign(out["grad"]), params),
+        freeze(_counters(state, out["evaluations"])),
+    )
+
+
+# --- rule:zo.mezo ------------------------------------------------------------------------
+
+
+def mezo_init(params) -> Mapping[str, Any]:
+    """Counters, the last seed (-1 before the first step) and projected gradient q."""
+    return freeze(t=0, evaluations=0, seed=-1, projected_grad=np.float64(0.0))
+
+
+def mezo_update(grads, state, params, oracle, *, alpha, eps):
+    """MeZO: s = oracle.seed(); q = (L(theta + eps z) - L(theta - eps z))/(2 eps);
+    theta <- theta - alpha q z, with z = oracle.probe("gaussian", (P,), s) regenerated for
+    each use and never stored (002 §2.4.1, MeZO display; "storing random seeds rather than full
+    vectors z"). The state keeps (seed, projected_grad), from which the step can be replayed.
+
+    MeZO perturbs and restores theta in place (theta + eps z, then - 2 eps z, then + eps z).
+    A functional rule never mutates params, so the perturbed points are theta +- eps z
+    computed from the unchanged theta; the rounding drift of the in-place restore
+    (theta + eps z - 2 eps z + eps z != theta in floating point) is not reproduced.
+    """
+    positive("alpha", alpha)
+    positive("eps", eps)
+    theta = _inputs(grads, params)
+    s = oracle.seed()
+    P = theta.size
+    out = zo_two_point(
+        _loss(oracle, params), theta, lambda: oracle.probe("gaussian", (P,), s), eps=eps
+    )
+    state = {
+        **_counters(state, out["evaluations"]),
+        "seed": s,
+        "projected_grad": np.float64(out["quotients"]),
+    }
+    return unflatten(-alpha * out["grad"], params), freeze(state)
+
+
+# --- rule:zo.adamm (P2) --------------------------------------------------------------------
+
+
+def adamm_init(params) -> Mapping[str, Any]:
+    P = flatten(params).size
+    return freeze(t=0, evaluations=0, m=np.zeros(P), v=np.zeros(P))
+
+
+def adamm_chen2019_init(params) -> Mapping[str, Any]:
+    return freeze(adamm_init(params), v_hat=np.zeros(flatten(params).size))
+
+
+def _adamm(grads, state, params, oracle, hyper, amsgrad: bool):
+    """ZO-AdaMM, INVENTORY Reading of 002 Eq. (6): m_t = beta1 m + (1 - beta1) g_hat,
+    v_t = beta2 v + (1 - beta2) g_hat^2, theta <- theta - alpha m_t / sqrt(v_t + delta)
+    (no bias correction, delta inside the square root, as printed). ``amsgrad``
+    ([chen2019]): v_hat_t = max(v_hat_{t-1}, v_t) replaces v_t in the step."""
+    alpha, beta1, beta2, delta = (hyper.pop(k) for k in ("alpha", "beta1", "beta2", "delta"))
+    positive("alpha", alpha)
+    unit("beta1", beta1)
+    unit("beta2", beta2)
+    positive("delta", delta)
+    _validate_estimator(hyper)
+    theta = _inputs(grads, params)
+    out = estimate(theta, params, oracle, hyper)
+    g_hat = out["grad"]
+    m = beta1 * state["m"] + (1.0 - beta1) * g_hat
+    v = beta2 * state["v"] + (1.0 - beta2) * g_hat**2
+    new = {**_counters(state, out["evaluations"]), "m": m, "v": v}
+    if amsgrad:
+        new["v_hat"] = np.maximum(state["v_hat"], v)
+    denominator = np.sqrt((new["v_hat"] if amsgrad else v) + delta)
+    return unflatten(-alpha * m / denominator, params), freeze(new)
+
+
+def adamm_update(grads, state, params, oracle, **hyper):
+    """ZO-AdaMM (Reading of 002 Eq. (6)); see `_adamm`."""
+    return _adamm(grads, state, params, oracle, hyper, amsgrad=False)
+
+
+def adamm_chen2019_update(grads, state, params, oracle, **hyper):
+    """ZO-AdaMM with the AMSGrad maximum v_hat (chen2019 [ext]); see `_adamm`."""
+    return _adamm(grads, state, params, oracle, hyper, amsgrad=True)
+
+
+ADAMM_HYPER = {"alpha": 1e-3, "beta1": 0.9, "beta2": 0.999, "delta": 1e-8, **ESTIMATOR_HYPER}
+
+RULES = (
+    ("rule:zo.sgd", init_counters, sgd_update, {"alpha": 0.01, **ESTIMATOR_HYPER}),
+    ("rule:zo.sign", init_counters, sign_update, {"alpha": 0.01, **ESTIMATOR_HYPER}),
+    ("rule:zo.mezo", mezo_init, mezo_update, {"alpha": 0.01, "eps": 1e-3}),
+    ("rule:zo.adamm", adamm_init, adamm_update, ADAMM_HYPER),
+    ("rule:zo.adamm[chen2019]", adamm_chen2019_init, adamm_chen2019_update, ADAMM_HYPER),
+)
+for _key, _init, _update, _hyper in RULES:
+    _doc = _adamm.__doc__ if "adamm" in _key else _update.__doc__
+    REGISTRY.register(_key, Rule(_key, _init, _update, _hyper, _doc or ""))

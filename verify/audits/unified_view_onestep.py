@@ -921,11 +921,12 @@ sign_gd = Claim(
 
 # "e.g." methods of the Diagonal NGD bullets, run for one step from their initial state with
 # momentum and bias terms off (beta = 0, eps = 0), against the named form with the lam each
-# method divides by (INVENTORY claim:U.diag). Hyperparameter names follow torch.optim.
+# method divides by (INVENTORY claim:U.diag). Names are each rule's declared hyperparameters
+# (the document's symbols); the rule:dh.* entries name the planned ones of INVENTORY §2.6.
 MAPPINGS = {
     "rule:dh.sophia": ("ngd", {"lr": "alpha", "betas": (0.0, 0.0), "eps": 0.0}, "diag"),
-    "rule:fo.adagrad": ("gn_normalized", {"lr": "eps", "eps": 0.0}, "grad_squared"),
-    "rule:fo.adam": ("gn_normalized", {"lr": "eps", "betas": (0.0, 0.0), "eps": 0.0},
+    "rule:fo.adagrad": ("gn_normalized", {"alpha": "eps", "eps": 0.0}, "grad_squared"),
+    "rule:fo.adam": ("gn_normalized", {"alpha": "eps", "beta1": 0.0, "beta2": 0.0, "eps": 0.0},
                      "grad_squared"),
     "rule:dh.adahessian": ("gn_normalized", {"lr": "eps", "betas": (0.0, 0.0), "eps": 0.0,
                                              "weight_decay": 0.0}, "diag_squared"),

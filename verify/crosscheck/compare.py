@@ -22,22 +22,27 @@ def to_numpy(value: Any) -> Any:
     return value
 
 
-def relative_error(reference: Any, mirror: Any, atol: float = 1e-12) -> float:
+def relative_error(reference: Any, mirror: Any, atol: float = 1e-12, scale: Any = None) -> float:
     """max over leaves of ||ref - mirror|| / (||ref|| + atol/rtol scale), inf on structure mismatch.
 
-    Each leaf contributes ``||ref - mirror||_2 / max(||ref||_2, atol)``: a normwise relative
-    error, with ``atol`` as the floor for leaves that vanish.
+    Each leaf contributes ``||ref - mirror||_2 / max(||ref||_2, ||scale||_2, atol)``: a normwise
+    relative error, with ``atol`` as the floor for leaves that vanish and ``scale`` (a tree like
+    ``reference``, optional) the typical size of the leaf where it is small by cancellation.
     """
     mirror = to_numpy(mirror)
     if isinstance(reference, Mapping):
         if not isinstance(mirror, Mapping) or set(reference) != set(mirror):
             return math.inf
-        return max((relative_error(reference[k], mirror[k], atol) for k in reference), default=0.0)
+        return max(
+            (relative_error(reference[k], mirror[k], atol, _part(scale, k)) for k in reference),
+            default=0.0,
+        )
     if isinstance(reference, Sequence) and not isinstance(reference, str):
         if not isinstance(mirror, Sequence) or len(reference) != len(mirror):
             return math.inf
-        pairs = zip(reference, mirror, strict=True)
-        return max((relative_error(r, m, atol) for r, m in pairs), default=0.0)
+        pairs = enumerate(zip(reference, mirror, strict=True))
+        return max((relative_error(r, m, atol, _part(scale, i)) for i, (r, m) in pairs),
+                   default=0.0)
     if reference is None or isinstance(reference, str | bool):
         return 0.0 if reference == mirror else math.inf
     ref, mir = np.asarray(reference, dtype=np.float64), np.asarray(mirror, dtype=np.float64)
@@ -47,4 +52,9 @@ def relative_error(reference: Any, mirror: Any, atol: float = 1e-12) -> float:
         return math.inf
     finite = np.isfinite(ref)
     gap = float(np.linalg.norm(ref[finite] - mir[finite]))
-    return gap / max(float(np.linalg.norm(ref[finite])), atol)
+    size = 0.0 if scale is None else float(np.linalg.norm(np.nan_to_num(np.asarray(scale))))
+    return gap / max(float(np.linalg.norm(ref[finite])), size, atol)
+
+
+def _part(scale: Any, key: Any) -> Any:
+    return None if scale is None else scale[key]

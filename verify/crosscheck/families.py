@@ -31,6 +31,7 @@ class Setting:
     log10_range: tuple[float, float] = (-2.0, 2.0)
     log10_range32: tuple[float, float] = (-1.0, 1.0)
     n_max: int = 8
+    n_min: int = 1
     max_steps: int = 5
     tolerance: Callable[[np.ndarray, Mapping[str, Any], str], float] = _floor
     note: str = ""

@@ -8,6 +8,17 @@ Every quantity the reference defines is compared; one the reference does not def
 Tolerance: `verify.crosscheck.tolerance.floor` (1e-10 float64; 1e-4 float32, about 800
 machine epsilons): these are forward computations (no solves), whose rounding error grows
 with depth and width, not with a condition number; the float64 reference is the baseline.
+In float32 two effects are ill-conditioned by nature and accounted for. (1) A quantity that
+is small by cancellation (a gradient near a critical point, a loss whose terms cancel) carries
+float32 rounding of the size of its terms, not of itself: each leaf is compared relative to
+the larger of its own norm and the typical size of its terms, namely its norm at a nearby
+point (params + N(0, I)) and, for the loss and the gradient of a finite sum, the mean
+magnitude of the per-sample terms (`term_scale`). (2) A saturated tanh or sigmoid unit.
+Backpropagation forms the derivative from the unit's output h (1 - h^2, h (1 - h)), which
+cancels: a rounding of h by eps|h| moves 1 - h^2 by 2 eps h^2, relative 2 eps h^2/(1 - h^2).
+The float32 tolerance is max(floor, 20 eps S): ten roundings of that relative size, with
+S = max over hidden units of h^2/(1 - h^2) (tanh) or max(h, 1 - h)/min(h, 1 - h) (sigmoid),
+read from the reference layer statistics.
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ import torch
 from hypothesis import strategies as st
 
 from verify.crosscheck.compare import relative_error
-from verify.crosscheck.engine import Case, Mirror
+from verify.crosscheck.engine import EPS32, Case, Mirror
 from verify.crosscheck.tolerance import floor
 from verify.strategies import PROBLEM_OPTIONS, SEEDS
 
@@ -78,6 +89,8 @@ def run(ref_entry: Any, torch_entry: Any, case: Case, dtype: str) -> tuple[float
     tdtype = getattr(torch, dtype)
     twin = torch_entry(**problem.spec(), dtype=tdtype)
     t_params, t_v = _to_torch(params, tdtype), _to_torch(v, tdtype)
+    nearby = {k: a + np.random.default_rng(case["seed"] + 1).standard_normal(np.shape(a))
+              for k, a in params.items()}
     worst = 0.0
     for name, quantity in QUANTITIES.items():
         try:
@@ -85,8 +98,51 @@ def run(ref_entry: Any, torch_entry: Any, case: Case, dtype: str) -> tuple[float
         except NotImplementedError:
             worst = max(worst, _undefined_in_torch(quantity, twin, t_params, batch, t_v, name))
             continue
-        worst = max(worst, relative_error(expected, quantity(twin, t_params, batch, t_v)))
+        scale = term_scale(name, quantity, problem, params, nearby, batch, v, dtype)
+        worst = max(worst, relative_error(expected, quantity(twin, t_params, batch, t_v),
+                                          scale=scale))
+    if dtype == "float32":
+        return worst, max(floor(dtype), 20 * EPS32 * saturation(problem, params, batch))
     return worst, floor(dtype)
+
+
+def term_scale(name, quantity, problem, params, nearby, batch, v, dtype) -> Any:
+    """The typical size of ``quantity``'s terms (float32 only; None in float64)."""
+    if dtype != "float32":
+        return None
+    scale = quantity(problem, nearby, batch, v)
+    try:
+        if name == "loss":
+            terms = np.abs(problem.per_sample_losses(params, batch))
+            scale = max(abs(scale), float(np.mean(terms)))
+        elif name == "grad":
+            terms = np.mean(np.abs(problem.per_sample_grads(params, batch)), axis=0)
+            leaves = np.split(terms, np.cumsum([np.size(a) for a in params.values()])[:-1])
+            scale = {k: np.maximum(np.abs(scale[k]), t.reshape(np.shape(scale[k])))
+                     for (k, t) in zip(params, leaves, strict=True)}
+    except NotImplementedError:
+        pass
+    return scale
+
+
+def saturation(problem: Any, params: dict[str, np.ndarray], batch: np.ndarray | None) -> float:
+    """S >= 1 of the module docstring: how much a saturated tanh/sigmoid unit amplifies the
+    rounding of its output in the derivatives below it (1 for other problems)."""
+    activation = getattr(problem, "activation", None)
+    if activation not in ("tanh", "sigmoid"):
+        return 1.0
+    try:
+        stats = problem.layer_stats(params, batch)
+    except NotImplementedError:
+        return 1.0
+    worst = 1.0
+    for layer in stats[1:]:  # the inputs of layers 2.. are hidden-unit outputs
+        h = np.abs(layer["h_bar"][:, :-1]) if activation == "tanh" else layer["h_bar"][:, :-1]
+        with np.errstate(divide="ignore"):
+            ratio = h**2 / (1 - h**2) if activation == "tanh" else (
+                np.maximum(h, 1 - h) / np.minimum(h, 1 - h))
+        worst = max(worst, float(np.max(ratio, initial=1.0)))
+    return worst
 
 
 def _undefined_in_torch(quantity, twin, params, batch, v, name: str) -> float:

@@ -84,8 +84,10 @@ def _family_mirror(rule_id: str, ref_rule: Any, setting: Setting) -> Mirror:
         spread = setting.log10_range if dtype == "float64" else setting.log10_range32
         return st.fixed_dictionaries(
             {
-                "curvature": curvature_cases(n_max=setting.n_max, log10_range=spread,
-                                             kinds=setting.kinds),
+                "curvature": curvature_cases(
+                    n_max=setting.n_max, n_min=setting.n_min, log10_range=spread,
+                    kinds=setting.kinds
+                ),
                 "hyper": rule_hyper(rule_id, ref_rule.hyper),
                 "steps": st.integers(min_value=1, max_value=setting.max_steps),
             }

@@ -23,6 +23,7 @@ SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
 
 def curvature_cases(
     n_max: int = 12,
+    n_min: int = 1,
     log10_range: tuple[float, float] = (-4.0, 4.0),
     kinds: tuple[str, ...] = ("pd",),
 ) -> st.SearchStrategy[dict[str, Any]]:
@@ -34,7 +35,7 @@ def curvature_cases(
     """
     return st.fixed_dictionaries(
         {
-            "n": st.integers(min_value=1, max_value=n_max),
+            "n": st.integers(min_value=n_min, max_value=n_max),
             "seed": SEEDS,
             "kind": st.sampled_from(kinds),
             "lo": st.just(log10_range[0]),
@@ -102,7 +103,7 @@ def rule_hyper(rule_id: str, declared: Mapping[str, Any]) -> st.SearchStrategy[d
     A curvature given as ``diag(...)`` by default keeps its diagonal form (``diag(user)``).
     """
     family = rule_id.split(".")[0]
-    pool = RULE_HYPER[family]
+    pool = {**RULE_HYPER[family], **RULE_HYPER_BY_ID.get(rule_id.split("[")[0], {})}
     drawn = {k: v for k, v in pool.items() if k in declared}
     if str(declared.get("curv", "")).startswith("diag("):
         drawn["curv"] = st.sampled_from(["diag(user)", "diag(H)"])
@@ -270,4 +271,5 @@ def _batch_draws(rng: np.random.Generator, case: Case, args: tuple[Any, ...]) ->
 from verify.strategies import families  # noqa: E402
 
 RULE_HYPER.update(families.RULE_HYPER)
+RULE_HYPER_BY_ID = families.RULE_HYPER_BY_ID
 PROBLEM_OPTIONS.update(families.PROBLEM_OPTIONS)

@@ -1,7 +1,8 @@
 """The strategy pools of the rule families and problems added after the unified view.
 
 Each family module defines ``HYPER`` (the superset of hyperparameter strategies of its rules:
-the cross-check keeps the names a rule declares) and may define ``PROBLEM_OPTIONS``.
+the cross-check keeps the names a rule declares), may define ``HYPER_BY_ID`` (strategies of
+one rule, overriding the family's) and ``PROBLEM_OPTIONS``.
 """
 
 from __future__ import annotations
@@ -21,4 +22,6 @@ RULE_HYPER = {
     "rule:so": second_order.HYPER,
     "rule:meta": meta.HYPER,
 }
+# Per-ID strategies, for a name whose meaning differs between rules of one family.
+RULE_HYPER_BY_ID = {**second_order.HYPER_BY_ID}
 PROBLEM_OPTIONS = problems.PROBLEM_OPTIONS
