@@ -23,6 +23,10 @@ P2: dict[str, str] = {
     "rule:fo.lars": "named only as a literature row (002 Table 5.9); the [ext] form",
     "rule:fo.adainject": "s is never defined in the source (INVENTORY: catalogue only)",
     "rule:fo.delta_bar_delta": "prose only in the source; every constant would be ours",
+    "rule:fo.delta_bar_delta[jacobs1988]": "the bar-delta EMA variant: prose only in the "
+    "source, no claim uses it (the hinton variant is the default)",
+    "rule:fo.delta_bar_delta[jacobs_velocity]": "sign agreement with the velocity: prose only "
+    "in the source, no claim uses it",
     "rule:fo.entropy_sgd": "objective only, no update rule given (INVENTORY: catalogue only)",
     "rule:zo.svrg": "three unspecified steps; claim:T.zo_svrg is P2",
     "rule:zo.adamm": "claim:T.zo_adamm is a recorded P2 statement",
@@ -32,11 +36,15 @@ P2: dict[str, str] = {
     "issue uses it",
     "rule:so.hybrid": "the curvature correction is unspecified (INVENTORY: catalogue only)",
     "est:zo_svrg": "the control variate of rule:zo.svrg (P2)",
+    "rule:meta.schedules[sassha_hessian_power]": "the SASSHA Hessian-power schedulers belong "
+    "with rule:sam.sassha (a later issue)",
 }
 
 
 def _registered(key: str) -> bool:
     registry = reference.rules if key.startswith("rule:") else reference.estimators
+    if "[" in key:  # a variant: registered under exactly this key
+        return key in registry.REGISTRY
     return bool(registry.ids(key) or registry.ids(key + "[*]"))
 
 
