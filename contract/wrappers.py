@@ -14,6 +14,8 @@ hyperparameters, so it cannot know the inner rule): the wrapper state starts wit
 
 - ``rule:meta.lookahead`` (003 §3.7): slow weights phi, k fast steps of the inner rule, then
   phi <- phi + alpha (theta_{t,k} - phi) and the fast weights restart from phi.
+  ``rule:meta.lookahead[as_printed]``: the printed fast step, the inner step evaluated at the
+  previous fast iterate theta_{t,i-1} and applied from theta_{t,i} (theta_{t,0} = phi_t at i = 0).
 - ``rule:meta.every_k``: a lazy-refresh wrapper. `fires` (t = 1, 1+k, 1+2k, ...) decides on
   which steps the inner rule's ``oracle.curvature``/``oracle.hvp`` are evaluated; on the other
   steps the results cached in the state are handed back (``every_k(inner="rule:uv.newton",
@@ -105,8 +107,14 @@ def _lookahead_init(layer: Layer, params) -> Mapping[str, Any]:
     return freeze(t=0, phi=freeze(layer.copy(params)), inner=freeze())
 
 
+def _lookahead_printed_init(layer: Layer, params) -> Mapping[str, Any]:
+    """As `_lookahead_init`, plus ``prev``: the fast weights the last step was taken from."""
+    return freeze(t=0, phi=freeze(layer.copy(params)), prev=freeze(layer.copy(params)),
+                  inner=freeze())
+
+
 def _lookahead_update(layer: Layer, grads, state, params, oracle, inner, inner_hyper, k, alpha,
-                      inner_state):
+                      inner_state, *, printed: bool = False):
     rule, hyper = _inner(layer, inner, inner_hyper)
     k = _integer("k", k, 1)
     alpha = real("alpha", alpha)
@@ -117,7 +125,17 @@ def _lookahead_update(layer: Layer, grads, state, params, oracle, inner, inner_h
     inner_st = _inner_state(rule, state, params)
     # 003 §3.7 fast update. Text: theta_{t,i+1} = theta_{t,i} + A(L, theta_{t,i-1}, d);
     # Reading (index typo): A(L, theta_{t,i}, d), with theta_{t,0} = phi_t.
-    u, inner_st = rule.step(grads, inner_st, params, oracle, **hyper)
+    if printed and state["t"] % k != 0:
+        # The Text ([as_printed]), fast step i >= 1: the inner step is evaluated at
+        # theta_{t,i-1} (state["prev"]; gradient there on the oracle's batch) and applied from
+        # theta_{t,i} = params. At i = 0 theta_{t,-1} is undefined: theta_{t,0} = phi_t is used
+        # (the Reading's step, below).
+        previous = dict(state["prev"])
+        g_prev = oracle.grad(previous)
+        layer.check_finite(g_prev, "grads")
+        u, inner_st = rule.step(g_prev, inner_st, previous, oracle, **hyper)
+    else:
+        u, inner_st = rule.step(grads, inner_st, params, oracle, **hyper)
     t = state["t"] + 1
     phi = state["phi"]
     if t % k == 0:
@@ -129,6 +147,8 @@ def _lookahead_update(layer: Layer, grads, state, params, oracle, inner, inner_h
         u = {name: (1.0 - alpha) * gap[name] + alpha * u[name] for name in u}
         if inner_state == "reset":
             inner_st = rule.init(layer.copy(phi))
+    if printed:  # theta_{t,i}, the evaluation point of the next fast step (if i + 1 < k)
+        return u, freeze(t=t, phi=freeze(phi), prev=freeze(layer.copy(params)), inner=inner_st)
     return u, freeze(t=t, phi=freeze(phi), inner=inner_st)
 
 
@@ -450,7 +470,7 @@ _WRAP = {"inner": "rule:fo.sgd", "inner_hyper": freeze()}
 
 
 def register(layer: Layer) -> None:
-    """Register the four wrapper rules in ``layer.registry``, bound to ``layer``."""
+    """Register the wrapper rules in ``layer.registry``, bound to ``layer``."""
 
     layer.registry.register("rule:meta.lookahead", Rule(
         "rule:meta.lookahead", partial(_lookahead_init, layer), partial(_lookahead_update, layer),
@@ -460,6 +480,20 @@ def register(layer: Layer) -> None:
         "fast weights restart from phi. The fast step reads A(L, theta_{t,i}, d) (the print has "
         "theta_{t,i-1}, an index typo). inner_state: 'keep' the inner state across "
         "synchronisations, or 'reset' it (inner.init(phi)). State: t, phi, inner.",
+    ))
+    layer.registry.register("rule:meta.lookahead[as_printed]", Rule(
+        "rule:meta.lookahead[as_printed]", partial(_lookahead_printed_init, layer),
+        partial(_lookahead_update, layer, printed=True),
+        {**_WRAP, "k": 5, "alpha": 0.5, "inner_state": "keep"},
+        "Lookahead with the fast step as printed in 003 §3.7 (Text): theta_{t,i+1} = theta_{t,i} "
+        "+ A(L, theta_{t,i-1}, d): the inner rule's step is evaluated at the previous fast "
+        "iterate theta_{t,i-1} (the rule gets oracle.grad(theta_{t,i-1}), on the oracle's batch, "
+        "and params = theta_{t,i-1}) and applied from the current one theta_{t,i}. At i = 0 "
+        "(the first step and each step right after a synchronisation) theta_{t,-1} is undefined "
+        "and theta_{t,0} = phi_t is used, so that step is the Reading's; with k = 1 every step "
+        "is such a step and the variant equals rule:meta.lookahead. Slow update, names, "
+        "defaults and inner_state as rule:meta.lookahead. State: t, phi, prev (theta_{t,i}, the "
+        "fast weights of the last step), inner.",
     ))
     layer.registry.register("rule:meta.every_k", Rule(
         "rule:meta.every_k", _every_k_init, partial(_every_k_update, layer), {**_WRAP, "k": 1},

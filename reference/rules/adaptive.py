@@ -1,5 +1,5 @@
 """The Adam-family rules of `rule:fo.*` (INVENTORY §2.2): Adam, AdamW, NAdam, RAdam, AdaFactor,
-AdaBelief and the P2 Adam relatives LAMB and AdaBound.
+AdaBelief, the P2 Adam relatives LAMB and AdaBound, and Adam's AMSGrad variant [ext].
 
 Every rule works leaf by leaf on the ``params`` mapping (elementwise, except AdaFactor, which
 factors the second moment of every leaf with two or more axes over its last two axes, and LAMB,
@@ -174,6 +174,22 @@ def adam(grads, state, params, oracle, *, alpha, beta1, beta2, eps, sqrt, scale_
         return -alpha * (m_ / bc1) / ((np.sqrt(v_hat) if sqrt else v_hat) + eps)
 
     return {k: step(m[k], v[k]) for k in m}, _state(t, m=m, v=v)
+
+
+def init_amsgrad(params: Tree) -> Mapping[str, Any]:
+    """t = 0, m = v = v_max = 0 leaf-wise."""
+    return _state(0, m=_zeros(params), v=_zeros(params), v_max=_zeros(params))
+
+
+def adam_amsgrad(grads, state, params, oracle, *, alpha, beta1, beta2, eps):
+    # [ext: Reddi et al. 2018] AMSGrad in torch.optim.Adam(amsgrad=True)'s order (torch 2.13,
+    # _single_tensor_adam): the running maximum is taken of the raw v, then bias-corrected
+    _checked(grads, dict(alpha=alpha, beta1=beta1, beta2=beta2, eps=eps))
+    t, m, v = _moments(grads, state, beta1, beta2)
+    step_size, bc2_sqrt = alpha / (1.0 - beta1**t), math.sqrt(1.0 - beta2**t)
+    v_max = {k: np.maximum(state["v_max"][k], v[k]) for k in v}
+    out = {k: -step_size * (m[k] / (np.sqrt(v_max[k]) / bc2_sqrt + eps)) for k in m}
+    return out, _state(t, m=m, v=v, v_max=v_max)
 
 
 def adamw(variant: str):
@@ -419,6 +435,14 @@ Text (§6.1.2): a "scaling factor f proportional to batch size" without a formul
 project's): f multiplies v_hat inside D, declared by the caller as f = c B. Defaults [ext:
 Kingma & Ba]: alpha 1e-3, betas (0.9, 0.999), eps 1e-8; sqrt True, scale_f 1 (plain Adam).
 Equals torch.optim.Adam (sqrt=True, scale_f=1).""",
+    "rule:fo.adam[amsgrad]": """AMSGrad [ext: Reddi et al. 2018, Alg. 2] as torch.optim.Adam
+(amsgrad=True, weight_decay=0) implements it (torch 2.13): m, v as in Adam (002 Eq. (11));
+v_max <- max(v_max, v) on the raw, uncorrected v; theta <- theta - (alpha/(1-b1^t)) m /
+(sqrt(v_max)/sqrt(1-b2^t) + eps). Differs from rule:fo.adam by the running maximum only: the
+denominator never decreases up to the bias correction 1/sqrt(1-b2^t), taken at the current t
+(torch's placement; the paper has no bias correction and keeps the maximum of v itself). No
+sqrt or scale_f. Defaults: Adam's (alpha 1e-3, betas (0.9, 0.999), eps 1e-8). State m, v,
+v_max, t. Equals torch.optim.Adam(amsgrad=True).""",
     "rule:fo.adamw": """AdamW, torch convention (default variant [torch]):
 theta <- theta (1 - alpha lam), then the bias-corrected Adam step with eps outside the sqrt.
 Src: 002 §2.4.2 (AdamW display), 004 Table 8. The printed thesis form is [thesis_printed]
@@ -514,6 +538,7 @@ def _register(rule_id: str, init, update, hyper: Mapping[str, Any]) -> None:
 
 
 _register("rule:fo.adam", init_mv, adam, {**ADAM, "sqrt": True, "scale_f": 1.0})
+_register("rule:fo.adam[amsgrad]", init_amsgrad, adam_amsgrad, ADAM)
 _register("rule:fo.adamw", init_mv, adamw("torch"), {**ADAM, "lam": 1e-2})
 _register("rule:fo.adamw[thesis_printed]", init_mv, adamw("thesis_printed"), {**ADAM, "lam": 1e-2})
 _register("rule:fo.adamw[sassha_table8]", init_mv, adamw("sassha_table8"), {**ADAM, "lam": 1e-2})

@@ -1,13 +1,14 @@
 """The Adam-family rules ``rule:fo.*`` (INVENTORY §2.2) of both layers against their oracles.
 
-Closed forms of the first steps (hand-written m, v and bias corrections), RAdam's phi(rho_inf)
-= 1 and rho_t -> rho_inf, AdaFactor's row/column-sum identity and its rank-1 exactness, the
-relations between variants (AdamW at lam = 0 is Adam; the SASSHA Table 8 reading is torch's
-AdamW; RAdam[torch] is liu2020 at eps = 0 away from the thresholds; AdaFactor[shazeer2018] at
-eps1 = 0 is AdaFactor[torch]), LAMB's per-layer update norm, AdaBound's bounds, and the error
-paths, each run on the reference and on torch (float64; expected values are NumPy closed forms
-or the layer's own helpers). Deterministic comparisons at rtol 1e-12 (a few operations per
-entry). Torch only: dtype preservation in float32. The torch.optim trajectories are in
+Closed forms of the first steps (hand-written m, v and bias corrections; AMSGrad's running
+maximum over three steps), RAdam's phi(rho_inf) = 1 and rho_t -> rho_inf, AdaFactor's
+row/column-sum identity and its rank-1 exactness, the relations between variants (AdamW at lam
+= 0 is Adam; the SASSHA Table 8 reading is torch's AdamW; RAdam[torch] is liu2020 at eps = 0
+away from the thresholds; AdaFactor[shazeer2018] at eps1 = 0 is AdaFactor[torch]), LAMB's
+per-layer update norm, AdaBound's bounds, and the error paths, each run on the reference and on
+torch (float64; expected values are NumPy closed forms or the layer's own helpers).
+Deterministic comparisons at rtol 1e-12 (a few operations per entry). Torch only: dtype
+preservation in float32. The torch.optim trajectories are in
 ``tests/verify/test_torch_optim_equivalence_adaptive.py``.
 """
 
@@ -19,7 +20,7 @@ import torch
 
 RTOL, ATOL = 1e-12, 1e-15
 MY_IDS = [
-    "rule:fo.adam", "rule:fo.adamw", "rule:fo.adamw[thesis_printed]",
+    "rule:fo.adam", "rule:fo.adam[amsgrad]", "rule:fo.adamw", "rule:fo.adamw[thesis_printed]",
     "rule:fo.adamw[sassha_table8]", "rule:fo.nadam", "rule:fo.nadam[as_printed]",
     "rule:fo.nadam[torch]", "rule:fo.radam", "rule:fo.radam[as_printed]", "rule:fo.radam[torch]",
     "rule:fo.adafactor", "rule:fo.adafactor[shazeer2018]", "rule:fo.adafactor[torch]",
@@ -55,6 +56,8 @@ def test_registered_with_docs_and_hyper_names(layer):
         assert any(src in rule.doc for src in ("002", "004", "torch.optim", "[ext"))
     assert dict(layer.rules.get("rule:fo.adam").hyper) == {
         "alpha": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "sqrt": True, "scale_f": 1.0}
+    assert dict(layer.rules.get("rule:fo.adam[amsgrad]").hyper) == {
+        "alpha": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
     assert layer.rules.get("rule:fo.nadam[torch]").hyper["psi"] == 4e-3
     assert layer.rules.get("rule:fo.adabelief").hyper["eps"] == 1e-16
     assert layer.rules.get("rule:fo.adafactor").hyper["denominator"] == "sum_c"
@@ -88,6 +91,36 @@ def test_adam_two_steps_closed_form(layer, sqrt):
         close(steps[1][0][k], -alpha * (m / (1 - b1**2)) / (D + eps))
         close(steps[1][1]["m"][k], m)
         close(steps[1][1]["v"][k], v)
+
+
+def test_amsgrad_three_steps_closed_form(layer):
+    """[ext: Reddi et al. 2018] in torch's order: v_max = max(v_max, v) on the raw v, then
+    -(alpha/(1-b1^t)) m/(sqrt(v_max)/sqrt(1-b2^t) + eps). The gradients shrink (g, g/10, g/2),
+    so v falls below its maximum on steps 2 and 3 and the step differs from Adam's there."""
+    g = tree(np.random.default_rng(3))
+    gs = [g, {k: 0.1 * x for k, x in g.items()}, {k: 0.5 * x for k, x in g.items()}]
+    b1, b2, alpha, eps = 0.5, 0.6, 0.1, 1e-3
+    h = {"alpha": alpha, "beta1": b1, "beta2": b2, "eps": eps}
+    steps, _ = run(layer, "rule:fo.adam[amsgrad]", gs, **h)
+    adam, _ = run(layer, "rule:fo.adam", gs, **h)
+    for k in g:
+        m, v, v_max = np.zeros_like(g[k]), np.zeros_like(g[k]), np.zeros_like(g[k])
+        for t, (gt, (updates, state), (adam_updates, _)) in enumerate(
+                zip(gs, steps, adam, strict=True), start=1):
+            m = b1 * m + (1 - b1) * gt[k]
+            v = b2 * v + (1 - b2) * gt[k] ** 2
+            v_max = np.maximum(v_max, v)
+            expected = -(alpha / (1 - b1**t)) * m / (np.sqrt(v_max) / np.sqrt(1 - b2**t) + eps)
+            close(updates[k], expected)
+            close(state["m"][k], m)
+            close(state["v"][k], v)
+            close(state["v_max"][k], v_max)
+            assert state["t"] == t
+            if t == 1:  # v_max = v: Adam's first step
+                close(updates[k], adam_updates[k])
+            else:  # the maximum binds in every entry: smaller steps than Adam's
+                assert np.all(v < v_max)
+                assert np.all(np.abs(updates[k]) < np.abs(adam_updates[k]))
 
 
 def test_adamw_variants(layer):

@@ -1,13 +1,15 @@
 """The wrapper rules ``rule:meta.*`` of both layers against their oracles.
 
-INVENTORY §2.9: lookahead (alpha = 1 is the inner rule; alpha = 0 freezes phi and restarts
-the fast weights from it every k steps; the unrolled slow-weight sum of 003 §3.7 equals the
-recursion), every_k (the refresh pattern t = 1, 1+k, ...; k = 1 is the inner rule; lazy Newton
-reuses the Hessian of the last refresh), weight_decay (the conventions agree through the
-converter; decoupled_lr around Adam is AdamW), schedules (the wrapper sets the inner learning
-rate, the plateau rule follows the oracle's loss, nested through a dotted path), each on the
-reference and on torch (float64, rtol 1e-12; expected values are NumPy closed forms or the
-shared `contract.wrappers` functions, never the other layer).
+INVENTORY §2.9: lookahead (alpha = 1 is the inner rule; alpha = 0 freezes phi and restarts the
+fast weights from it every k steps; the unrolled slow-weight sum of 003 §3.7 equals the
+recursion; the printed fast step [as_printed] is the Reading at k = 1, a hand-computed SGD run,
+and a NumPy replay of the inner step at the previous fast iterate), every_k (the refresh
+pattern t = 1, 1+k, ...; k = 1 is the inner rule; lazy Newton reuses the Hessian of the last
+refresh), weight_decay (the conventions agree through the converter; decoupled_lr around Adam
+is AdamW), schedules (the wrapper sets the inner learning rate, the plateau rule follows the
+oracle's loss, nested through a dotted path), each on the reference and on torch (float64, rtol
+1e-12; expected values are NumPy closed forms or the shared `contract.wrappers` functions,
+never the other layer).
 
 The pure functions of `contract.wrappers` (closed forms, 004 App. E presets, the plateau rule,
 the converter, and their equality with torch.optim.lr_scheduler) are layer-free and run once.
@@ -158,13 +160,91 @@ def test_lookahead_unrolled_sum_equals_recursion(layer, inner, inner_hyper):
     assert not np.allclose(printed, layer.to_numpy(state["phi"]["x"]), rtol=1e-6)
 
 
+# --- lookahead[as_printed]: the fast step at the previous fast iterate -----------------------
+
+PRINTED = "rule:meta.lookahead[as_printed]"
+
+
+@pytest.mark.parametrize("inner,inner_hyper", INNERS)
+@pytest.mark.parametrize("alpha", [0.0, 0.4, 1.0])
+def test_lookahead_as_printed_with_k_one_is_the_reading(layer, inner, inner_hyper, alpha):
+    """k = 1: every fast step is the first of its cycle (i = 0), taken from phi_t, where the
+    printed theta_{t,-1} is undefined and theta_{t,0} = phi_t is used."""
+    problem, x0 = quartic(layer, seed=7)
+    common = {"inner": inner, "inner_hyper": inner_hyper, "k": 1, "alpha": alpha}
+    printed = trajectory(layer, PRINTED, problem, x0, 8, **common)
+    close(printed, trajectory(layer, "rule:meta.lookahead", problem, x0, 8, **common))
+
+
+def test_lookahead_as_printed_hand_computed_sgd(layer):
+    """f = (2 x_1^2 + x_2^2)/2 (g = (2 x_1, x_2)), inner rule:fo.sgd alpha 0.1, k = 3,
+    alpha 0.5, from (1, -2). Fast steps theta_{i+1} = theta_i - 0.1 g(theta_{i-1}):
+    step 1 (i = 0, from phi_0): (1, -2) - 0.1 (2, -2) = (0.8, -1.8);
+    step 2 (at theta_0): (0.8, -1.8) - 0.1 (2, -2) = (0.6, -1.6);
+    step 3 (at theta_1): (0.6, -1.6) - 0.1 (1.6, -1.8) = (0.44, -1.42), then
+    phi_1 = (1, -2) + 0.5 ((0.44, -1.42) - (1, -2)) = (0.72, -1.71), the new fast weights;
+    step 4 (i = 0 again, from phi_1): (0.72, -1.71) - 0.1 (1.44, -1.71) = (0.576, -1.539);
+    step 5 (at theta_{1,0} = phi_1): (0.576, -1.539) - 0.1 (1.44, -1.71) = (0.432, -1.368).
+    The Reading (gradient at the current iterate) reaches (0.64, -1.62) at step 2."""
+    problem = Quartic(layer, [2.0, 1.0], [0.0, 0.0], q=0.0)
+    x0 = {"x": layer.to_layer([1.0, -2.0])}
+    hyper = {"inner": "rule:fo.sgd", "inner_hyper": {"alpha": 0.1}, "k": 3, "alpha": 0.5}
+    expected = [[1.0, -2.0], [0.8, -1.8], [0.6, -1.6], [0.72, -1.71], [0.576, -1.539],
+                [0.432, -1.368]]
+    close(trajectory(layer, PRINTED, problem, x0, 5, **hyper), expected)
+    reading = trajectory(layer, "rule:meta.lookahead", problem, x0, 2, **hyper)
+    close(reading[2], [0.64, -1.62])
+    # the state: phi after the synchronisation, prev = the fast weights of the last step
+    rule, oracle = layer.rules.get(PRINTED), layer.Oracle(problem)
+    params, state = dict(x0), rule.init(x0)
+    for t in range(1, 5):
+        updates, state = rule.step(problem.grad(params), state, params, oracle, **hyper)
+        close(layer.to_numpy(state["prev"]["x"]), layer.to_numpy(params["x"]))
+        params = {"x": params["x"] + updates["x"]}
+        assert state["t"] == t
+    close(layer.to_numpy(state["phi"]["x"]), [0.72, -1.71])
+    assert set(state) == {"t", "phi", "prev", "inner"}
+
+
+@pytest.mark.parametrize("inner,inner_hyper", [("rule:fo.sgd", {"alpha": 0.05}),
+                                               ("rule:uv.newton", {"alpha": 0.7, "curv": "H"})])
+def test_lookahead_as_printed_evaluates_the_inner_rule_at_the_previous_iterate(
+        layer, inner, inner_hyper):
+    """On the quartic (the Hessian moves): theta_{i+1} = theta_i + d(theta_{i-1}) with d the
+    inner step (-alpha g, or -alpha H^{-1} g: Newton's curvature is taken at theta_{i-1}, so
+    the inner rule gets params = theta_{i-1}), theta_{-1} := theta_0 = phi, k = 3."""
+    problem, x0 = quartic(layer, seed=11)
+    k, alpha, a = 3, 0.4, inner_hyper["alpha"]
+
+    def d(x):
+        g = problem.np_grad(x)
+        return -a * (g if inner == "rule:fo.sgd" else np.linalg.solve(problem.np_hessian(x), g))
+
+    phi = layer.to_numpy(x0["x"])
+    x, prev, xs = phi.copy(), phi.copy(), [phi.copy()]
+    for t in range(1, 3 * k + 2):
+        step = d(x if (t - 1) % k == 0 else prev)
+        prev, x = x, x + step
+        if t % k == 0:
+            phi = phi + alpha * (x - phi)
+            x = phi.copy()
+        xs.append(x)
+    printed = trajectory(layer, PRINTED, problem, x0, 3 * k + 1, inner=inner,
+                         inner_hyper=inner_hyper, k=k, alpha=alpha)
+    close(printed, xs)
+    reading = trajectory(layer, "rule:meta.lookahead", problem, x0, 3 * k + 1, inner=inner,
+                         inner_hyper=inner_hyper, k=k, alpha=alpha)
+    assert not np.allclose(printed[-1], reading[-1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("rule_id", ["rule:meta.lookahead", PRINTED])
 @pytest.mark.parametrize("hyper,match", [
     ({"alpha": 1.5}, "alpha"), ({"alpha": -0.1}, "alpha"), ({"k": 0}, "k"),
     ({"inner_state": "drop"}, "inner_state"), ({"inner": "rule:uv.nope"}, "inner"),
 ])
-def test_lookahead_invalid_hyper(layer, hyper, match):
+def test_lookahead_invalid_hyper(layer, rule_id, hyper, match):
     problem, x0 = quartic(layer)
-    rule = layer.rules.get("rule:meta.lookahead")
+    rule = layer.rules.get(rule_id)
     base = {"inner": "rule:uv.gd", "inner_hyper": {"alpha": 0.1, **GD}}
     with pytest.raises(ValueError, match=match):
         rule.step(problem.grad(x0), rule.init(x0), x0, layer.Oracle(problem),

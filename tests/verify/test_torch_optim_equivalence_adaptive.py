@@ -1,6 +1,7 @@
 """Adam-family rules (INVENTORY §2.2) against torch.optim, in both layers.
 
-The oracle is public code: torch.optim.Adam, AdamW, NAdam, RAdam and Adafactor (torch 2.13).
+The oracle is public code: torch.optim.Adam (amsgrad False and True), AdamW, NAdam, RAdam and
+Adafactor (torch 2.13).
 Each rule (the variant that claims to match) is driven for 60 steps on a random
 quadratic over three parameter leaves (a 4 x 3 matrix, a 4-vector and a 5-vector, see
 `make_problem`); the torch optimizer runs on the same problem with ``.grad`` set from the same
@@ -127,10 +128,15 @@ def assert_same_path(path, oracle_path, rtol=RTOL) -> None:
 
 
 BETAS = {"beta1": 0.9, "beta2": 0.99}
+AMSGRAD_ACTIVE = {"alpha": 0.2, "beta1": 0.9, "beta2": 0.9, "eps": 1e-6}
 CASES = [
     ("rule:fo.adam", {}, torch.optim.Adam, {}),
     ("rule:fo.adam", {"alpha": 0.02, **BETAS, "eps": 1e-6}, torch.optim.Adam,
      {"lr": 0.02, "betas": (0.9, 0.99), "eps": 1e-6}),
+    ("rule:fo.adam[amsgrad]", {}, torch.optim.Adam, {"amsgrad": True}),
+    # AMSGRAD_ACTIVE: the running maximum binds (see test_amsgrad_case_is_not_adam)
+    ("rule:fo.adam[amsgrad]", AMSGRAD_ACTIVE, torch.optim.Adam,
+     {"lr": 0.2, "betas": (0.9, 0.9), "eps": 1e-6, "amsgrad": True}),
     ("rule:fo.adamw", {"alpha": 0.02, **BETAS, "lam": 0.1}, torch.optim.AdamW,
      {"lr": 0.02, "betas": (0.9, 0.99), "weight_decay": 0.1}),
     ("rule:fo.adamw", {}, torch.optim.AdamW, {}),
@@ -174,6 +180,19 @@ def test_default_variants_differ_from_torch(rule_id):
     oracle = run_torch_optim(optimizer, {}, 3, steps=10)
     gap = max(np.linalg.norm(path[-1][k] - oracle[-1][k]) for k in oracle[-1])
     assert gap > 1e-6
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_amsgrad_case_is_not_adam(layer):
+    """In the AMSGRAD_ACTIVE case v falls below its running maximum, so AMSGrad leaves Adam's
+    path (in the default case, beta2 = 0.999, v grows over all 60 steps and the two coincide):
+    the torch.optim match above then checks the maximum, not only the Adam step."""
+    ams = run_rule(layer, "rule:fo.adam[amsgrad]", AMSGRAD_ACTIVE, 11)
+    adam = run_rule(layer, "rule:fo.adam", AMSGRAD_ACTIVE, 11)
+    gap = max(np.linalg.norm(a[k] - b[k]) for a, b in zip(ams, adam, strict=True) for k in a)
+    assert gap > 0.1
+    same = run_rule(layer, "rule:fo.adam[amsgrad]", {}, 11)
+    assert_same_path(same, run_rule(layer, "rule:fo.adam", {}, 11), rtol=1e-14)
 
 
 ALL_IDS = reference.rules.ids("rule:fo.ada*") + reference.rules.ids("rule:fo.*adam*") + [

@@ -119,7 +119,7 @@ class Claim:
     context: Callable[[Case], Context]
     relations: Sequence[Relation]
     hypotheses: Sequence[Hypothesis] = ()
-    thresholds: Mapping[str, float] = field(default_factory=dict)
+    thresholds: Mapping[str, Any] = field(default_factory=dict)  # numbers or formulas
     examples: Sequence[Case] = ()
     nature: str = "mathematical"  # or NEVER ("qualitative") / "record"
     note: str = ""

@@ -20,7 +20,7 @@ from verify.crosscheck.families import Setting
 ELEMENTWISE = Setting(kinds=("pd", "psd", "indefinite"), max_steps=5)
 
 SETTINGS: dict[str, Setting] = {
-    "rule:fo.adam": ELEMENTWISE,
+    "rule:fo.adam*": ELEMENTWISE,
     "rule:fo.adamw*": ELEMENTWISE,
     "rule:fo.nadam*": ELEMENTWISE,
     "rule:fo.radam*": ELEMENTWISE,

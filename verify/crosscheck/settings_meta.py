@@ -56,6 +56,10 @@ def _lookahead_tolerance(H: np.ndarray, hyper: Mapping[str, Any], dtype: str) ->
 SETTINGS: dict[str, Setting] = {
     "rule:meta.lookahead": Setting(kinds=("pd",), max_steps=6, tolerance=_lookahead_tolerance,
                                    note="inner tolerance, or the synchronisation's cancellation"),
+    # the printed fast step ([as_printed]) moves by the same inner steps: the same tolerance
+    "rule:meta.lookahead[as_printed]": Setting(kinds=("pd",), max_steps=6,
+                                               tolerance=_lookahead_tolerance,
+                                               note="as rule:meta.lookahead"),
     "rule:meta.*": Setting(kinds=("pd",), max_steps=6, tolerance=_inner_tolerance,
                            note="tolerance of the inner rule (spectral for uv.newton)"),
 }
