@@ -351,10 +351,16 @@ def test_cg_linear_finite_termination_conjugacy_orthogonality(layer, case):
     conj = P @ A @ P.T
     scale = np.sqrt(np.outer(np.diag(conj), np.diag(conj)))
     off = ~np.eye(n, dtype=bool)
-    assert np.all(np.abs(conj[off]) <= 1e-8 * scale[off])
+    # In floating point a direction built from a residual r_j carries the rounding of the
+    # first residual, eps ||r_0||, so its relative loss of conjugacy and orthogonality is
+    # about eps kappa(A) ||r_0|| / ||r_j||: large only for the last, tiny residuals.
+    size = np.linalg.norm(R, axis=1)
+    drift = 10 * n * np.finfo(np.float64).eps * np.linalg.cond(A) * size[0] / np.minimum.outer(
+        size, size)
+    assert np.all(np.abs(conj[off]) <= np.maximum(1e-12, drift[off]) * scale[off])
     gram = R @ R.T
     norms = np.sqrt(np.outer(np.diag(gram), np.diag(gram)))
-    assert np.all(np.abs(gram[off]) <= 1e-8 * norms[off])
+    assert np.all(np.abs(gram[off]) <= np.maximum(1e-12, drift[off]) * norms[off])
 
 
 def test_cg_linear_needs_spd(layer):

@@ -161,3 +161,50 @@ def test_missing_rule_is_a_reason():
         "not implemented yet: rule:fo.absent")
     assert sc.needs("rule:fo.absent")(lambda c: None)({}).detail["undefined"] == (
         "not implemented yet: rule:fo.absent")
+
+
+# --- E-protocol (INVENTORY §4.0): seed-dependent comparisons carry paired CIs ------------------
+
+
+def check_protocol_detail(ev, min_seeds):
+    """The relation's detail: per-arm mean ± std of the recorded per-seed values, the paired
+    difference inside its CI, and a decision consistent with the evaluation."""
+    d = ev.detail
+    assert ev.ok is (d["decision"] == "holds")
+    assert d["n_seeds"] >= min_seeds and len(d["seeds"]) == d["n_seeds"]
+    (name_a, arm_a), (name_b, arm_b) = d["arms"].items()
+    a, b = np.asarray(d["per_seed"][name_a]), np.broadcast_to(d["per_seed"][name_b], (
+        d["n_seeds"],))
+    assert arm_a["mean"] == pytest.approx(a.mean()) and arm_b["mean"] == pytest.approx(b.mean())
+    assert arm_a["std"] == pytest.approx(a.std(ddof=1))
+    lo, hi = d["ci95"]
+    assert lo <= d["mean_difference"] <= hi
+    assert d["mean_difference"] == pytest.approx(float(np.mean(a - b)))
+    assert d["decision_rule"].startswith("holds iff the 95% paired-bootstrap CI")
+    if "censored_at" in d:
+        assert np.all(a <= d["censored_at"]) and np.all(b <= d["censored_at"])
+
+
+@pytest.mark.parametrize("claim, prefix, ctx, seeds", [
+    (fo.momentum_effects, "momentum close to 1", fo.effects_context({"h": 0.5, "beta": 0.9}), 5),
+    (fo.momentum_effects, "start at 0.5", fo.effects_context({"h": 0.5, "beta": 0.9}), 5),
+    (fo.rmsprop, "divergence with sparse", {"beta": 0.999}, 10),
+    (fo.rmsprop, "corrects axis-aligned", {"beta": 0.999}, 5),
+    (fo.rmsprop, "converges rapidly", {"beta": 0.999}, 5),
+    (fo.adam_robust, "Adam's good-lr", {"problem": "logreg"}, 5),
+])
+def test_seeded_comparisons_report_paired_bootstrap_cis(claim, prefix, ctx, seeds):
+    if any(sc.missing(key) for key in ("rule:fo.rmsprop", "rule:fo.adam", fo.SGD, fo.HB)):
+        pytest.skip("a compared rule is not registered yet")
+    check_protocol_detail(relation(claim, prefix).check(ctx), seeds)
+    assert claim.thresholds["seeds"] >= 5 and any(
+        str(v).startswith("holds iff") for v in claim.thresholds.values())
+
+
+def test_momentum_counts_are_paired_over_the_same_starts():
+    # every beta runs on the same 5 starts: beta = 0 is GD, whose count the closed form gives
+    counts = fo._beta_counts()
+    lam = sc.family_spectrum("geometric", 10, 100.0, 0)
+    for seed, n in zip(fo.EFFECT_SEEDS, counts[0.0], strict=True):
+        e0 = np.random.default_rng([seed, 3]).standard_normal(10)
+        assert n == fo.gd_steps(1.0, lam, e0, 1e-6)

@@ -244,3 +244,60 @@ def test_missing_rule_is_a_reason():
     assert fo.missing("rule:zo.nonexistent") == "not implemented yet: rule:zo.nonexistent"
     assert fo.missing("rule:zo.sgd", "est:zo_direction") is None
     assert "rule:zo.sgd" in reference.rules.REGISTRY
+
+
+# --- E-protocol (INVENTORY §4.0): seed-dependent decisions use bootstrap CIs -------------------
+
+
+def test_regret_exponents_are_decided_on_a_ci_over_paired_seeds():
+    rel = relation(fo.table41_regret, "Adam:")
+    ctx = fo.regret_context({"family": "linear", "C": 3.0, "dim": 3, "seed": 0, "beta1": 0.9,
+                             "beta2": 0.999})
+    ev = rel.check(ctx)
+    d = ev.detail
+    assert d["n_seeds"] == fo.REGRET_SEEDS >= 5 and d["seeds"] == list(range(5))
+    exps = [fo._regret_exponent(r, True) for r in d["regret"]]
+    np.testing.assert_allclose(d["per_seed"]["exponent Adam"], exps)
+    assert d["ci95"][0] <= d["mean_difference"] <= d["ci95"][1]
+    assert ev.ok is (d["ci95"][1] <= 0.0) and ev.discrepancy == pytest.approx(-d["ci95"][1])
+    assert d["versus_ogd"]["n_seeds"] == 5
+    # the deterministic reddi family runs once: a zero-width CI at its exponent
+    reddi = rel.check(fo.regret_context({"family": "reddi", "C": 3.0, "dim": 1, "seed": 0,
+                                         "beta1": 0.0, "beta2": "reddi"}))
+    lo, hi = reddi.detail["ci95"]
+    assert reddi.detail["n_seeds"] == 1 and lo == hi == reddi.detail["mean_difference"]
+
+
+def test_ghadimi_lan_bootstrap_refits_the_seed_averaged_exponent():
+    run = zo.gl_run("quad_noisy", 2)
+    assert run["best"] == zo.gl_best(run, np.arange(zo.GL_SEEDS))
+    estimate, (lo, hi) = zo.gl_boot("quad_noisy", 2)["T"]
+    assert estimate == pytest.approx(fo.slope(zo.GL_HORIZONS, run["best"]))
+    assert lo <= hi and zo.GL_SEEDS >= 5
+    # resampling one seed five times is that seed's own curve
+    single = zo.gl_best(run, np.zeros(zo.GL_SEEDS, int))
+    np.testing.assert_allclose(single, zo.gl_best(run, np.array([0])))
+    ctx = zo.gl_context({"problem": "quad_noisy", "P": 2})
+    ev = relation(zo.zo_ghadimi_lan, "(1/T)").check(ctx)
+    assert ev.detail["ci95"] == [lo, hi] and ev.ok is (hi <= -1.0 + fo.SLOPE)
+
+
+def test_svrg_variances_are_compared_on_paired_draws():
+    ctx = zo.svrg_context({"d": 2, "seed": 0})
+    ev = zo.zo_svrg.relations[0].check(ctx)
+    for r, comp in ev.detail["paired_by_distance"].items():
+        v = ctx["variance"][r]
+        assert comp["n_seeds"] == zo.N_MC
+        # the mean per-draw squared deviation is the total variance (ddof 0)
+        assert comp["arms"]["SVRG sq. deviation"]["mean"] == pytest.approx(v["var_svrg"])
+        assert comp["arms"]["plain sq. deviation"]["mean"] == pytest.approx(v["var_plain"])
+    assert ev.ok is all(c["decision"] == "holds" for c in ev.detail["paired_by_distance"].values())
+
+
+def test_sign_fraction_is_decided_on_its_ci():
+    ctx = zo.sign_context({"kind": "cubic", "P": 4, "seed": 3})
+    ev = zo.sign_zo.relations[0].check(ctx)
+    d = ev.detail
+    assert d["fraction"] == pytest.approx(ctx["agree"].mean())
+    assert d["ci95"][0] <= d["fraction"] - 0.5 <= d["ci95"][1]
+    assert ev.ok is (d["ci95"][0] > 0) and len(ctx["loss_ratio_sign"]) == 5
