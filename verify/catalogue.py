@@ -30,7 +30,6 @@ P2: dict[str, str] = {
     "rule:fo.entropy_sgd": "objective only, no update rule given (INVENTORY: catalogue only)",
     "rule:zo.svrg": "three unspecified steps; claim:T.zo_svrg is P2",
     "rule:zo.adamm": "claim:T.zo_adamm is a recorded P2 statement",
-    "rule:zo.qn": "secant pairs from ZO estimates; claim:T.zo_qn is P2",
     "rule:zo.parallel": "asynchronous workers with delays: catalogue-level (INVENTORY)",
     "rule:so.mfac": "top-k eigenpairs / sliding-window Woodbury variants; no claim of this "
     "issue uses it",

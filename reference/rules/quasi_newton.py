@@ -16,14 +16,7 @@ from typing import Any
 import numpy as np
 
 from contract import freeze
-from reference.rules.second_order import (
-    boolean,
-    choice,
-    count,
-    open_unit,
-    register,
-    wolfe_step,
-)
+from reference.rules.second_order import register, wolfe_step
 from reference.tree import flatten
 
 # --- BFGS: 003 §3.3 ------------------------------------------------------------------------
@@ -146,18 +139,16 @@ def _lbfgs_init(params) -> Mapping[str, Any]:
 
 # --- registration ---------------------------------------------------------------------------
 
-_BFGS_HYPER = {"M0": "identity", "skip": True, "c1": 1e-4, "c2": 0.9}
-_BFGS_CHECKS = {"M0": choice("identity", "scaled"), "skip": boolean, "c1": open_unit,
-                "c2": open_unit}
-register("rule:so.bfgs", bfgs, _BFGS_HYPER, _BFGS_CHECKS,
-         (bfgs.__doc__ or "") + " " + (bfgs_update.__doc__ or "")
-         + " State: M, the last g and s, updated (M has been updated), t.",
-         init=_bfgs_init)
+register(
+    "rule:so.bfgs",
+    bfgs,
+    (bfgs.__doc__ or "") + " " + (bfgs_update.__doc__ or "")
+    + " State: M, the last g and s, updated (M has been updated), t.",
+    init=_bfgs_init,
+)
 register(
     "rule:so.bfgs[as_printed]",
     lambda *args, **kw: bfgs(*args, **kw, printed=True),
-    _BFGS_HYPER,
-    _BFGS_CHECKS,
     (bfgs_update_printed.__doc__ or "") + " Direction, line search and options as rule:so.bfgs "
     "(a two-sided search along the printed rho_t = M g would pick eps* < 0, i.e. the "
     "Reading's -M g). When -M g is not a descent direction (g^T M g <= 0) no step decreases "
@@ -166,5 +157,4 @@ register(
     "g^T M_1 g is O(s^T g)).",
     init=_bfgs_init,
 )
-register("rule:so.lbfgs", lbfgs, {"m": 10, "c1": 1e-4, "c2": 0.9},
-         {"m": count, "c1": open_unit, "c2": open_unit}, lbfgs.__doc__ or "", init=_lbfgs_init)
+register("rule:so.lbfgs", lbfgs, lbfgs.__doc__ or "", init=_lbfgs_init)

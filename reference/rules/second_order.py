@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import Any
 
 import numpy as np
 
 from contract import Rule, freeze, linesearch
-from contract.validate import boolean, greater_than, in_interval, integer, nonnegative, positive
-from contract.validate import choice as one_of
+from contract.specs import second_order as second_order_specs
+from contract.specs.second_order import validate
 from reference.linalg import Spectrum, eigh_sym
 from reference.linalg import matrix_power_apply as power
 from reference.oracle import parse_curvature
@@ -37,22 +36,7 @@ from reference.tree import check_finite, flatten, unflatten
 
 ARMIJO_C1, ARMIJO_RHO = 1e-4, 0.5
 
-# --- validation (the torch layer raises the same messages) -------------------------------
-
-
-def open_unit(name: str, value: Any) -> float:
-    """A finite real in (0, 1) (c1, c2, rho)."""
-    return in_interval(name, value, 0, 1, closed="neither")
-
-
-def above_one(name: str, value: Any) -> float:
-    """A finite real > 1 (nu, alpha_damp)."""
-    return greater_than(name, value, 1)
-
-
-def count(name: str, value: Any) -> int:
-    """An int >= 1 (m)."""
-    return integer(name, value, 1, type_noun="int", bound_noun=True)
+# --- validation: `contract.specs.second_order`, the curvature kind parsed here ----------
 
 
 def curvature_kind(name: str, value: Any) -> None:
@@ -64,31 +48,22 @@ def curvature_kind(name: str, value: Any) -> None:
         raise ValueError(f"Invalid {name}: {error}") from error
 
 
-def choice(*allowed: Any) -> Callable[[str, Any], Any]:
-    """The check of an option in ``allowed`` (of the same type too: ``True`` is not ``1``)."""
-    return partial(one_of, allowed=allowed, exact_type=True)
+SPECS = second_order_specs.specs(curvature_kind)
 
 
-def validate(values: Mapping[str, Any], checks: Mapping[str, Callable[[str, Any], None]]) -> None:
-    """Raise ``TypeError``/``ValueError`` naming the first invalid hyperparameter."""
-    for name, check in checks.items():
-        if name in values:
-            check(name, values[name])
-    if "c1" in values and "c2" in values and not values["c1"] < values["c2"]:
-        raise ValueError(f"Invalid c2: {values['c2']} (must be in (c1, 1), c1 = {values['c1']})")
-
-
-def register(rule_id: str, step: Callable, hyper: Mapping[str, Any], checks, doc: str,
+def register(rule_id: str, step: Callable, doc: str,
              init: Callable[[Any], Mapping[str, Any]] | None = None) -> None:
-    """Register ``step(g, state, params, oracle, **hyper) -> (d, new_state)`` as a Rule."""
+    """Register ``step(g, state, params, oracle, **hyper) -> (d, new_state)`` as a Rule, with
+    the defaults and checks of ``SPECS[rule_id]``."""
+    spec = SPECS[rule_id]
 
     def update(grads, state, params, oracle, **values):
-        validate(values, checks)
+        validate(values, spec.checks)
         check_finite(grads, "grads")
         d, new_state = step(flatten(grads), state, params, oracle, **values)
         return unflatten(d, params), new_state
 
-    REGISTRY.register(rule_id, Rule(rule_id, init or _counter, update, hyper, doc))
+    REGISTRY.register(rule_id, Rule(rule_id, init or _counter, update, spec.hyper, doc))
 
 
 def _counter(params) -> Mapping[str, Any]:
@@ -359,59 +334,38 @@ def _newton_cg_init(params) -> Mapping[str, Any]:
 
 # --- registration ---------------------------------------------------------------------------
 
-LINE_SEARCH_CHECKS = {"c1": open_unit, "c2": open_unit}
 
 register(
     "rule:so.newton_ls",
     newton_ls,
-    {"alpha": 1.0, "line_search": "armijo", "c1": 1e-4, "rho": 0.5, "nonpd": "raise",
-     "delta": 1e-3, "curv": "H"},
-    {"alpha": positive, "line_search": choice("armijo", "none"), "c1": open_unit,
-     "rho": open_unit, "nonpd": choice("raise", "pinv", "damping", "abs"), "delta": positive,
-     "curv": curvature_kind},
     "Newton with globalization (003 §3; 002 Eq. (14)): d = -K^-1 g, K = curvature curv (H); "
     "x <- x + a d, a = alpha (line_search='none') or backtracking Armijo from a0 = alpha "
     "(c1, rho; 0 if 60 trials fail). " + (nonpd_spectrum.__doc__ or ""),
     init=_no_state,
 )
-register(
-    "rule:so.gauss_newton",
-    gauss_newton,
-    {"step": "unit", "pinv": False, "curv": "G"},
-    {"step": choice("unit", "line_search"), "pinv": boolean, "curv": curvature_kind},
-    gauss_newton.__doc__ or "",
-    init=_no_state,
-)
+register("rule:so.gauss_newton", gauss_newton, gauss_newton.__doc__ or "", init=_no_state)
 register(
     "rule:so.lm",
     levenberg_marquardt,
-    {"mu": 1e-2, "mu_schedule": "marquardt", "nu": 10.0, "scaling": "identity", "curv": "G"},
-    {"mu": nonnegative, "mu_schedule": choice("marquardt", "fixed"), "nu": above_one,
-     "scaling": choice("identity", "diag"), "curv": curvature_kind},
     (levenberg_marquardt.__doc__ or "") + " State: mu (the damping of the next step), t.",
     init=_lm_init,
 )
+register("rule:so.sofo", sofo, sofo.__doc__ or "", init=_no_state)
 register(
-    "rule:so.sofo",
-    sofo,
-    {"alpha": 1.0, "lam": 1.0, "curv": "G"},
-    {"alpha": positive, "lam": positive, "curv": curvature_kind},
-    sofo.__doc__ or "",
-    init=_no_state,
+    "rule:so.cg_linear",
+    cg_linear,
+    (cg_linear.__doc__ or "") + " State: r, p, t.",
+    init=_cg_linear_init,
 )
-register("rule:so.cg_linear", cg_linear, {}, {}, (cg_linear.__doc__ or "") + " State: r, p, t.",
-         init=_cg_linear_init)
-_CG_HYPER = {"beta": "fr", "restart": "every_n", "line_search": "exact", "c1": 1e-4, "c2": 0.1}
-_CG_CHECKS = {"beta": choice("fr", "pr"), "restart": choice("every_n", "none", "pr_plus",
-              "every_step"), "line_search": choice("exact", "wolfe"), **LINE_SEARCH_CHECKS}
-register("rule:so.cg_nonlinear", cg_nonlinear, _CG_HYPER, _CG_CHECKS,
-         (cg_nonlinear.__doc__ or "") + " State: g, d, alpha (the last ones), t.",
-         init=_cg_nonlinear_init)
+register(
+    "rule:so.cg_nonlinear",
+    cg_nonlinear,
+    (cg_nonlinear.__doc__ or "") + " State: g, d, alpha (the last ones), t.",
+    init=_cg_nonlinear_init,
+)
 register(
     "rule:so.cg_nonlinear[as_printed]",
     lambda *args, **kw: cg_nonlinear(*args, **kw, printed=True),
-    _CG_HYPER,
-    _CG_CHECKS,
     "003 §3.2 Text: d_t = +g_t + beta_t d_{t-1}, d_0 = +g_0, x <- x + a_t d_t. With the exact "
     "line search a_t = -g^T d / d^T H d is negative and the iterates equal the Reading's "
     "(d_t is the Reading's direction negated); with line_search='wolfe' d_t is an ascent "
@@ -421,10 +375,6 @@ register(
 register(
     "rule:so.newton_cg",
     newton_cg,
-    {"lam": 0.0, "hvp": "exact", "h": 1e-6, "model": "undamped", "alpha_damp": 1.5,
-     "line_search": True},
-    {"lam": nonnegative, "hvp": choice("exact", "fd"), "h": positive,
-     "model": choice("undamped", "damped"), "alpha_damp": above_one, "line_search": boolean},
     (newton_cg.__doc__ or "") + " State: lam (the damping of the next step), t.",
     init=_newton_cg_init,
 )

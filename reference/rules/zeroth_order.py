@@ -5,14 +5,15 @@ theta = flatten(params), evaluates L(v) = oracle.loss(unflatten(v, params)), and
 the gradient with an `est:zo_*` estimator (`reference.estimators.zeroth_order`). The ``grads``
 argument is not used (it may be None; if given it must be finite, as for every rule).
 
-Gradient-estimator options (``rule:zo.sgd``, ``zo.sign``, ``zo.adamm``):
+Gradient-estimator options (``rule:zo.sgd``, ``zo.sign``, ``zo.adamm``, ``zo.qn``):
 ``estimator`` in {"direction", "coord", "two_point"}; ``h`` the difference step (the
 two-point estimator's eps); ``u_dist`` in {"gaussian", "uniform_sphere", "sqrtP_sphere",
 "rademacher"} the law of the random directions u (direction) or z (two_point); ``n_dirs``
 directions per step, averaged; ``central`` (coord only) central differences.
 
 Randomness: one ``s = oracle.seed()`` per step for the random estimators, then
-u_k = oracle.probe(dist, (P,), s + k), k < n_dirs; ``coord`` draws nothing. Both layers call
+u_k = oracle.probe(dist, (P,), s + k), k < n_dirs; ``coord`` draws nothing (``zo.qn`` also
+re-draws the previous step's probes from its stored seed first). Both layers call
 seed()/probe() in this order with these shapes, so the cross-check can replay the draws.
 
 State (flat, over the P parameters; counters as Python ints): ``t`` steps taken and
@@ -77,12 +78,18 @@ def _loss(oracle, params):
 
 
 def estimate(theta: np.ndarray, params, oracle, hyper: Mapping[str, Any]) -> dict[str, Any]:
-    """The `est:zo_*` estimate at theta selected by ``hyper`` (002 §2.4.1 displays)."""
+    """The `est:zo_*` estimate at theta selected by ``hyper`` (002 §2.4.1 displays), with a
+    fresh ``oracle.seed()`` for the random estimators (``coord`` draws nothing)."""
+    s = -1 if hyper["estimator"] == "coord" else oracle.seed()
+    return estimate_seeded(theta, params, oracle, hyper, s)
+
+
+def estimate_seeded(theta, params, oracle, hyper: Mapping[str, Any], s: int) -> dict[str, Any]:
+    """`estimate` with the probes of the given seed ``s`` (ignored by ``coord``)."""
     loss, P = _loss(oracle, params), theta.size
     if hyper["estimator"] == "coord":
         return zo_coord(loss, theta, h=hyper["h"], central=hyper["central"])
     dist, n_dirs = probe_dist(hyper["u_dist"]), hyper["n_dirs"]
-    s = oracle.seed()
     if hyper["estimator"] == "direction":
         return zo_direction(loss, theta, directions(oracle.probe, dist, P, n_dirs, s), h=hyper["h"])
     # two_point: z is regenerated from the seed at each use, never stored
@@ -203,6 +210,88 @@ def adamm_chen2019_update(grads, state, params, oracle, **hyper):
     return _adamm(grads, state, params, oracle, hyper, amsgrad=True)
 
 
+# --- rule:zo.qn (P2) -----------------------------------------------------------------------
+
+GUARDS = ("skip", "damp")
+POWELL = 0.2  # Powell's damping threshold (Nocedal & Wright, Procedure 18.2) [ext]
+
+
+def qn_init(params) -> Mapping[str, Any]:
+    """Counters, B_0 = I (P x P), the previous point and estimate (zeros before the first
+    step) and the seed of the previous estimate's probes (-1: none, or ``coord``)."""
+    P = flatten(params).size
+    return freeze(t=0, evaluations=0, B=np.eye(P), theta_prev=np.zeros(P),
+                  grad_prev=np.zeros(P), seed=-1)
+
+
+def bfgs_inverse(B: np.ndarray, s: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """B' = V^T B V + rho s s^T, rho = 1 / y^T s, V = I - rho y s^T (002 Eq. (15)); dense."""
+    rho = 1.0 / float(y @ s)
+    V = np.eye(s.size) - rho * np.outer(y, s)
+    return V.T @ B @ V + rho * np.outer(s, s)
+
+
+def powell_damped(B: np.ndarray, s: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Powell's damped y [ext: Nocedal & Wright, Procedure 18.2] on the Hessian approximation
+    M = B^{-1}: r = y if s^T y >= 0.2 s^T M s, else r = phi y + (1 - phi) M s with
+    phi = 0.8 s^T M s / (s^T M s - s^T y), so that s^T r = 0.2 s^T M s > 0 (M s by a solve)."""
+    Ms = np.linalg.solve(B, s)
+    sMs, sy = float(s @ Ms), float(s @ y)
+    if sy >= POWELL * sMs:
+        return y
+    phi = (1.0 - POWELL) * sMs / (sMs - sy)
+    return phi * y + (1.0 - phi) * Ms
+
+
+def qn_update(grads, state, params, oracle, *, alpha, common_random_directions,
+              curvature_guard, **est):
+    """ZO quasi-Newton: theta_{t+1} = theta_t - alpha B_t g_hat(theta_t) (002 §2.4.1), B_t the
+    inverse-Hessian approximation updated by 002 Eq. (15) from the secant pair
+    s = theta_t - theta_{t-1}, y = g_hat'(theta_t) - g_hat(theta_{t-1}) (B_0 = I; at step t the
+    pair of the previous step updates B before it is used, so B_t y = s).
+
+    ``common_random_directions`` (default True; random estimators only): g_hat'(theta_t) is a
+    second estimate at theta_t with the probes of step t-1 (the stored seed, no oracle.seed()),
+    so both halves of y use the same probes (on a quadratic the forward bias h/2 u^T A u
+    cancels and y = (1/K) sum_k u_k u_k^T A s); then the step draws a fresh seed and its own
+    estimate g_hat(theta_t), which is kept for the next pair. Oracle order at t >= 1: the
+    y-estimate's losses, then oracle.seed(), then the step estimate. False: y uses the step
+    estimate g_hat(theta_t) itself (fresh probes). ``coord`` draws nothing: one estimate per
+    step serves both (no extra evaluations). ``evaluations`` counts every loss evaluation.
+
+    ``curvature_guard``: "skip" leaves B unchanged when y^T s <= 0; "damp" replaces y by
+    Powell's damped r (`powell_damped`, on M = B^{-1}), for which s^T r = 0.2 s^T M s > 0, and
+    skips only when s = 0. Estimator options as `rule:zo.sgd`. State: t, evaluations, B (P x P),
+    theta_prev, grad_prev (the step estimate at theta_prev), seed (its probes' seed)."""
+    positive("alpha", alpha)
+    boolean("common_random_directions", common_random_directions)
+    choice("curvature_guard", curvature_guard, GUARDS)
+    _validate_estimator(est)
+    theta = _inputs(grads, params)
+    B, evaluations = state["B"], 0
+    again = None
+    if state["t"] > 0 and common_random_directions and est["estimator"] != "coord":
+        again = estimate_seeded(theta, params, oracle, est, state["seed"])
+        evaluations += again["evaluations"]
+    seed = -1 if est["estimator"] == "coord" else oracle.seed()
+    out = estimate_seeded(theta, params, oracle, est, seed)
+    evaluations += out["evaluations"]
+    g_hat = out["grad"]
+    if state["t"] > 0:
+        s = theta - state["theta_prev"]
+        y = (g_hat if again is None else again["grad"]) - state["grad_prev"]
+        if curvature_guard == "damp":
+            y = powell_damped(B, s, y)
+        if float(y @ s) > 0.0:
+            B = bfgs_inverse(B, s, y)
+    new = {**_counters(state, evaluations), "B": B, "theta_prev": theta, "grad_prev": g_hat,
+           "seed": seed}
+    return unflatten(-alpha * (B @ g_hat), params), freeze(new)
+
+
+QN_HYPER = {"alpha": 0.01, **ESTIMATOR_HYPER, "common_random_directions": True,
+            "curvature_guard": "skip"}
+
 ADAMM_HYPER = {"alpha": 1e-3, "beta1": 0.9, "beta2": 0.999, "delta": 1e-8, **ESTIMATOR_HYPER}
 
 RULES = (
@@ -211,6 +300,7 @@ RULES = (
     ("rule:zo.mezo", mezo_init, mezo_update, {"alpha": 0.01, "eps": 1e-3}),
     ("rule:zo.adamm", adamm_init, adamm_update, ADAMM_HYPER),
     ("rule:zo.adamm[chen2019]", adamm_chen2019_init, adamm_chen2019_update, ADAMM_HYPER),
+    ("rule:zo.qn", qn_init, qn_update, QN_HYPER),
 )
 for _key, _init, _update, _hyper in RULES:
     _doc = _adamm.__doc__ if "adamm" in _key else _update.__doc__

@@ -472,3 +472,115 @@ def test_zo_sgd_direction_and_two_point_ask_seed_then_probes(torch_layer, u_dist
             qk = qk + 0.5e-3 * torch.einsum("ki,ij,kj->k", U, A, U)
         torch.testing.assert_close(updates["x"], -0.1 * qk @ U / 2, rtol=1e-7, atol=1e-12)
         assert state["evaluations"] == (3 if estimator == "direction" else 4)
+
+
+# --- rule:zo.qn (002 §2.4.1 and Eq. (15)) ----------------------------------------------------
+
+
+def eq15(B, s, y):
+    """002 Eq. (15), dense and independent of the layers: V^T B V + rho s s^T."""
+    rho = 1.0 / (y @ s)
+    V = np.eye(len(s)) - rho * np.outer(y, s)
+    return V.T @ B @ V + rho * np.outer(s, s)
+
+
+QN_EXACT = {"alpha": 0.1, "estimator": "coord", "h": 1e-2, "central": True}
+
+
+@pytest.mark.parametrize("guard", ["skip", "damp"])
+def test_zo_qn_central_coord_is_eq15_bfgs_with_the_secant_equation(layer, guard):
+    """Central coordinate differences are exact on a quadratic: y = A s, y^T s > 0, and the
+    state's B equals Eq. (15) in NumPy (with Powell's r wherever "damp" triggers)."""
+    prob, params, A = problem(layer, 4, 7)
+    rule = layer.rules.get("rule:zo.qn")
+    state, B = rule.init(params), np.eye(4)
+    previous = None
+    for t in range(4):
+        theta = layer.to_numpy(params["x"])
+        g = layer.to_numpy(prob.grad(params)["x"])
+        updates, state = rule.step(None, state, params, layer.Oracle(prob),
+                                   curvature_guard=guard, **QN_EXACT)
+        if previous is not None:
+            s, y = theta - previous[0], g - previous[1]
+            if guard == "damp":
+                Ms = np.linalg.solve(B, s)
+                if s @ y < 0.2 * s @ Ms:
+                    phi = 0.8 * (s @ Ms) / (s @ Ms - s @ y)
+                    y = phi * y + (1 - phi) * Ms
+            B = eq15(B, s, y)
+            got = layer.to_numpy(state["B"])
+            np.testing.assert_allclose(got, B, rtol=1e-7, atol=1e-9)
+            np.testing.assert_allclose(got @ y, s, rtol=1e-7, atol=1e-10)  # secant B'y = s
+        np.testing.assert_allclose(layer.to_numpy(updates["x"]), -0.1 * B @ g, rtol=1e-7,
+                                   atol=1e-10)
+        assert state["t"] == t + 1 and state["evaluations"] == 8 * (t + 1)
+        previous = (theta, g)
+        params = {"x": params["x"] + updates["x"]}
+
+
+def test_zo_qn_skips_when_curvature_is_negative_and_damps_to_positive(layer):
+    """A = -I (concave): y = -s, y^T s < 0. skip: B stays I (ZO-SGD steps); damp: Powell's r
+    = 0.2 s (phi = 0.8 |s|^2 / (2 |s|^2) = 0.4: r = 0.4 (-s) + 0.6 s), s^T r = 0.2 |s|^2."""
+    n = 3
+    prob = layer.quadratic(-np.eye(n), np.zeros(n))
+    rule = layer.rules.get("rule:zo.qn")
+    for guard in ("skip", "damp"):
+        params = {"x": layer.to_layer(np.array([1.0, -2.0, 0.5]))}
+        state = rule.init(params)
+        theta0 = layer.to_numpy(params["x"])
+        updates, state = rule.step(None, state, params, layer.Oracle(prob), curvature_guard=guard,
+                                   **QN_EXACT)
+        params = {"x": params["x"] + updates["x"]}
+        _, state = rule.step(None, state, params, layer.Oracle(prob), curvature_guard=guard,
+                             **QN_EXACT)
+        s = layer.to_numpy(params["x"]) - theta0
+        want = np.eye(n) if guard == "skip" else eq15(np.eye(n), s, 0.2 * s)
+        np.testing.assert_allclose(layer.to_numpy(state["B"]), want, rtol=1e-8, atol=1e-12)
+
+
+def test_zo_qn_common_random_directions_reuse_the_previous_probes(layer):
+    """Gaussian direction, n_dirs = 1, on a quadratic: with common directions the y-estimate
+    at theta_1 uses u_0 (the seed of step 0), the forward bias cancels, y = u_0 u_0^T A s;
+    evaluations 2 + (2 + 2). Without: y = g_hat(theta_1; u_1) - g_hat(theta_0; u_0)."""
+    prob, params, A = problem(layer, 3, 2)
+    rule = layer.rules.get("rule:zo.qn")
+    h = 1e-3
+    for common in (True, False):
+        oracle = layer.oracle(prob, seed=21)
+        seeds = draws(layer, 21, 2)
+        U = [layer.probe("gaussian", (3,), s) for s in seeds]
+        x0 = layer.to_numpy(params["x"])
+        u, state = rule.step(None, rule.init(params), params, oracle, alpha=0.05, h=h,
+                             common_random_directions=common)
+        x1 = x0 + layer.to_numpy(u["x"])
+        _, state = rule.step(None, state, {"x": params["x"] + u["x"]}, oracle, alpha=0.05, h=h,
+                             common_random_directions=common)
+
+        def g_hat(x, v):
+            g = layer.to_numpy(prob.grad({"x": layer.to_layer(x)})["x"])
+            return (v @ g + 0.5 * h * v @ A @ v) * v
+
+        s = x1 - x0
+        y = (U[0] * (U[0] @ A @ s)) if common else g_hat(x1, U[1]) - g_hat(x0, U[0])
+        want = eq15(np.eye(3), s, y) if y @ s > 0 else np.eye(3)
+        np.testing.assert_allclose(layer.to_numpy(state["B"]), want, rtol=1e-6, atol=1e-9)
+        assert state["evaluations"] == (6 if common else 4) and state["seed"] == seeds[1]
+
+
+@pytest.mark.parametrize(
+    ("hyper", "error", "name"),
+    [
+        ({"alpha": 0.0}, ValueError, "alpha"),
+        ({"curvature_guard": "powell"}, ValueError, "curvature_guard"),
+        ({"common_random_directions": 1}, TypeError, "common_random_directions"),
+        ({"estimator": "spsa"}, ValueError, "estimator"),
+        ({"u_dist": "sphere"}, ValueError, "u_dist"),
+        ({"n_dirs": 0}, ValueError, "n_dirs"),
+        ({"h": -1.0}, ValueError, "h"),
+    ],
+)
+def test_zo_qn_errors_name_the_parameter(layer, hyper, error, name):
+    prob, params, _ = problem(layer)
+    rule = layer.rules.get("rule:zo.qn")
+    with pytest.raises(error, match=name):
+        rule.step(None, rule.init(params), params, layer.Oracle(prob), **hyper)

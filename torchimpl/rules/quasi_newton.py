@@ -14,15 +14,7 @@ from typing import Any
 import torch
 
 from contract import freeze
-from torchimpl.rules.second_order import (
-    boolean,
-    choice,
-    count,
-    dot,
-    open_unit,
-    register,
-    wolfe_step,
-)
+from torchimpl.rules.second_order import dot, register, wolfe_step
 from torchimpl.tree import flatten
 
 # --- BFGS: 003 §3.3 ------------------------------------------------------------------------
@@ -121,21 +113,22 @@ def _lbfgs_init(params) -> Mapping[str, Any]:
 # --- registration ---------------------------------------------------------------------------
 
 _DOC = "See the NumPy reference rule of the same ID (reference.rules.quasi_newton)."
-_BFGS_HYPER = {"M0": "identity", "skip": True, "c1": 1e-4, "c2": 0.9}
-_BFGS_CHECKS = {"M0": choice("identity", "scaled"), "skip": boolean, "c1": open_unit,
-                "c2": open_unit}
-register("rule:so.bfgs", bfgs, _BFGS_HYPER, _BFGS_CHECKS,
-         "BFGS (003 §3.3 Reading; 002 Eq. (15)). State: M, g, s, updated, t. " + _DOC,
-         init=_bfgs_init)
+register(
+    "rule:so.bfgs",
+    bfgs,
+    "BFGS (003 §3.3 Reading; 002 Eq. (15)). State: M, g, s, updated, t. " + _DOC,
+    init=_bfgs_init,
+)
 register(
     "rule:so.bfgs[as_printed]",
     lambda *args, **kw: bfgs(*args, **kw, printed=True),
-    _BFGS_HYPER,
-    _BFGS_CHECKS,
     "BFGS with the printed M update (003 §3.3 step 4, Text: no '+'). " + _DOC,
     init=_bfgs_init,
 )
-register("rule:so.lbfgs", lbfgs, {"m": 10, "c1": 1e-4, "c2": 0.9},
-         {"m": count, "c1": open_unit, "c2": open_unit},
-         "L-BFGS, two-loop recursion, strong Wolfe (003 §3.4). State: S, Y, count, g, s, t. "
-         + _DOC, init=_lbfgs_init)
+register(
+    "rule:so.lbfgs",
+    lbfgs,
+    "L-BFGS, two-loop recursion, strong Wolfe (003 §3.4). State: S, Y, count, g, s, t. "
+    + _DOC,
+    init=_lbfgs_init,
+)

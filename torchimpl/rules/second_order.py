@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import Any
 
 import torch
 
 from contract import Rule, freeze, linesearch
-from contract.validate import boolean, greater_than, in_interval, integer, nonnegative, positive
-from contract.validate import choice as one_of
+from contract.specs import second_order as second_order_specs
+from contract.specs.second_order import validate
 from torchimpl.linalg import Spectrum, eigh_sym
 from torchimpl.linalg import matrix_power_apply as power
 from torchimpl.oracle import parse_curvature
@@ -32,22 +31,7 @@ from torchimpl.tree import check_finite, flatten, unflatten
 
 ARMIJO_C1, ARMIJO_RHO = 1e-4, 0.5
 
-# --- validation (the same messages as the reference) ----------------------------------------
-
-
-def open_unit(name: str, value: Any) -> float:
-    """A finite real in (0, 1) (c1, c2, rho)."""
-    return in_interval(name, value, 0, 1, closed="neither")
-
-
-def above_one(name: str, value: Any) -> float:
-    """A finite real > 1 (nu, alpha_damp)."""
-    return greater_than(name, value, 1)
-
-
-def count(name: str, value: Any) -> int:
-    """An int >= 1 (m)."""
-    return integer(name, value, 1, type_noun="int", bound_noun=True)
+# --- validation: `contract.specs.second_order`, the curvature kind parsed here ----------
 
 
 def curvature_kind(name: str, value: Any) -> None:
@@ -59,31 +43,22 @@ def curvature_kind(name: str, value: Any) -> None:
         raise ValueError(f"Invalid {name}: {error}") from error
 
 
-def choice(*allowed: Any) -> Callable[[str, Any], Any]:
-    """The check of an option in ``allowed`` (of the same type too: ``True`` is not ``1``)."""
-    return partial(one_of, allowed=allowed, exact_type=True)
+SPECS = second_order_specs.specs(curvature_kind)
 
 
-def validate(values: Mapping[str, Any], checks: Mapping[str, Callable[[str, Any], None]]) -> None:
-    """Raise ``TypeError``/``ValueError`` naming the first invalid hyperparameter."""
-    for name, check in checks.items():
-        if name in values:
-            check(name, values[name])
-    if "c1" in values and "c2" in values and not values["c1"] < values["c2"]:
-        raise ValueError(f"Invalid c2: {values['c2']} (must be in (c1, 1), c1 = {values['c1']})")
-
-
-def register(rule_id: str, step: Callable, hyper: Mapping[str, Any], checks, doc: str,
+def register(rule_id: str, step: Callable, doc: str,
              init: Callable[[Any], Mapping[str, Any]] | None = None) -> None:
-    """Register ``step(g, state, params, oracle, **hyper) -> (d, new_state)`` as a Rule."""
+    """Register ``step(g, state, params, oracle, **hyper) -> (d, new_state)`` as a Rule, with
+    the defaults and checks of ``SPECS[rule_id]``."""
+    spec = SPECS[rule_id]
 
     def update(grads, state, params, oracle, **values):
-        validate(values, checks)
+        validate(values, spec.checks)
         check_finite(grads, "grads")
         d, new_state = step(flatten(grads), state, params, oracle, **values)
         return unflatten(d, params), new_state
 
-    REGISTRY.register(rule_id, Rule(rule_id, init or _counter, update, hyper, doc))
+    REGISTRY.register(rule_id, Rule(rule_id, init or _counter, update, spec.hyper, doc))
 
 
 def _counter(params) -> Mapping[str, Any]:
@@ -328,67 +303,53 @@ def _newton_cg_init(params) -> Mapping[str, Any]:
 
 # --- registration (docs: see the reference) ---------------------------------------------------
 
-LINE_SEARCH_CHECKS = {"c1": open_unit, "c2": open_unit}
 _DOC = "See the NumPy reference rule of the same ID (reference.rules.second_order)."
 
 register(
     "rule:so.newton_ls",
     newton_ls,
-    {"alpha": 1.0, "line_search": "armijo", "c1": 1e-4, "rho": 0.5, "nonpd": "raise",
-     "delta": 1e-3, "curv": "H"},
-    {"alpha": positive, "line_search": choice("armijo", "none"), "c1": open_unit,
-     "rho": open_unit, "nonpd": choice("raise", "pinv", "damping", "abs"), "delta": positive,
-     "curv": curvature_kind},
     "Newton with globalization (003 §3; 002 Eq. (14)). " + _DOC,
     init=_no_state,
 )
 register(
     "rule:so.gauss_newton",
     gauss_newton,
-    {"step": "unit", "pinv": False, "curv": "G"},
-    {"step": choice("unit", "line_search"), "pinv": boolean, "curv": curvature_kind},
     "Gauss-Newton, w <- w - G^-1 grad E (003 §3.1). " + _DOC,
     init=_no_state,
 )
 register(
     "rule:so.lm",
     levenberg_marquardt,
-    {"mu": 1e-2, "mu_schedule": "marquardt", "nu": 10.0, "scaling": "identity", "curv": "G"},
-    {"mu": nonnegative, "mu_schedule": choice("marquardt", "fixed"), "nu": above_one,
-     "scaling": choice("identity", "diag"), "curv": curvature_kind},
     "Levenberg-Marquardt (003 §3.1). State: mu, t. " + _DOC,
     init=_lm_init,
 )
 register(
     "rule:so.sofo",
     sofo,
-    {"alpha": 1.0, "lam": 1.0, "curv": "G"},
-    {"alpha": positive, "lam": positive, "curv": curvature_kind},
     "SOFO, theta <- theta - alpha (G + lam I)^-1 g (002 §2.4.3). " + _DOC,
     init=_no_state,
 )
-register("rule:so.cg_linear", cg_linear, {}, {}, "Linear CG, one iteration per step. " + _DOC,
-         init=_cg_linear_init)
-_CG_HYPER = {"beta": "fr", "restart": "every_n", "line_search": "exact", "c1": 1e-4, "c2": 0.1}
-_CG_CHECKS = {"beta": choice("fr", "pr"), "restart": choice("every_n", "none", "pr_plus",
-              "every_step"), "line_search": choice("exact", "wolfe"), **LINE_SEARCH_CHECKS}
-register("rule:so.cg_nonlinear", cg_nonlinear, _CG_HYPER, _CG_CHECKS,
-         "Nonlinear CG (003 §3.2, Reading). " + _DOC, init=_cg_nonlinear_init)
+register(
+    "rule:so.cg_linear",
+    cg_linear,
+    "Linear CG, one iteration per step. " + _DOC,
+    init=_cg_linear_init,
+)
+register(
+    "rule:so.cg_nonlinear",
+    cg_nonlinear,
+    "Nonlinear CG (003 §3.2, Reading). " + _DOC,
+    init=_cg_nonlinear_init,
+)
 register(
     "rule:so.cg_nonlinear[as_printed]",
     lambda *args, **kw: cg_nonlinear(*args, **kw, printed=True),
-    _CG_HYPER,
-    _CG_CHECKS,
     "Nonlinear CG with the printed d_t = +g_t + beta_t d_{t-1} (003 §3.2 Text). " + _DOC,
     init=_cg_nonlinear_init,
 )
 register(
     "rule:so.newton_cg",
     newton_cg,
-    {"lam": 0.0, "hvp": "exact", "h": 1e-6, "model": "undamped", "alpha_damp": 1.5,
-     "line_search": True},
-    {"lam": nonnegative, "hvp": choice("exact", "fd"), "h": positive,
-     "model": choice("undamped", "damped"), "alpha_damp": above_one, "line_search": boolean},
     "Line-search Newton-CG (003 §3.6). State: lam, t. " + _DOC,
     init=_newton_cg_init,
 )

@@ -7,14 +7,15 @@ L(v) = oracle.loss(unflatten(v, params)), and estimates the gradient with an `es
 estimator (`torchimpl.estimators.zeroth_order`). ``grads`` is not used (it may be None; if
 given it must be finite).
 
-Gradient-estimator options (``rule:zo.sgd``, ``zo.sign``, ``zo.adamm``): ``estimator`` in
-{"direction", "coord", "two_point"}; ``h`` the difference step (the two-point estimator's
-eps); ``u_dist`` in {"gaussian", "uniform_sphere", "sqrtP_sphere", "rademacher"}; ``n_dirs``
-directions per step, averaged; ``central`` (coord only).
+Gradient-estimator options (``rule:zo.sgd``, ``zo.sign``, ``zo.adamm``, ``zo.qn``):
+``estimator`` in {"direction", "coord", "two_point"}; ``h`` the difference step (the
+two-point estimator's eps); ``u_dist`` in {"gaussian", "uniform_sphere", "sqrtP_sphere",
+"rademacher"}; ``n_dirs`` directions per step, averaged; ``central`` (coord only).
 
 Randomness: one ``s = oracle.seed()`` per step for the random estimators, then
-u_k = oracle.probe(dist, (P,), s + k, dtype, device), k < n_dirs; ``coord`` draws nothing (the
-reference layer's order and shapes, so the cross-check replays its draws).
+u_k = oracle.probe(dist, (P,), s + k, dtype, device), k < n_dirs; ``coord`` draws nothing
+(``zo.qn`` also re-draws the previous step's probes from its stored seed first; the reference
+layer's order and shapes, so the cross-check replays its draws).
 
 State (flat over the P parameters; counters as Python ints): ``t``, ``evaluations``
 (cumulative loss evaluations), plus each rule's own entries.
@@ -78,13 +79,19 @@ def _loss(oracle, params):
 
 
 def estimate(theta: torch.Tensor, params, oracle, hyper: Mapping[str, Any]) -> dict[str, Any]:
-    """The `est:zo_*` estimate at theta selected by ``hyper`` (002 §2.4.1 displays)."""
+    """The `est:zo_*` estimate at theta selected by ``hyper`` (002 §2.4.1 displays), with a
+    fresh ``oracle.seed()`` for the random estimators (``coord`` draws nothing)."""
+    s = -1 if hyper["estimator"] == "coord" else oracle.seed()
+    return estimate_seeded(theta, params, oracle, hyper, s)
+
+
+def estimate_seeded(theta, params, oracle, hyper: Mapping[str, Any], s: int) -> dict[str, Any]:
+    """`estimate` with the probes of the given seed ``s`` (ignored by ``coord``)."""
     loss, P = _loss(oracle, params), theta.shape[0]
     if hyper["estimator"] == "coord":
         return zo_coord(loss, theta, h=hyper["h"], central=hyper["central"])
     dist, n_dirs = probe_dist(hyper["u_dist"]), hyper["n_dirs"]
     draw = partial(oracle.probe, dtype=theta.dtype, device=theta.device)
-    s = oracle.seed()
     if hyper["estimator"] == "direction":
         u = directions(draw, dist, P, n_dirs, s, theta)
         return zo_direction(loss, theta, u, h=hyper["h"])
@@ -205,6 +212,78 @@ def adamm_chen2019_update(grads, state, params, oracle, **hyper):
     return _adamm(grads, state, params, oracle, hyper, amsgrad=True)
 
 
+# --- rule:zo.qn (P2) -----------------------------------------------------------------------
+
+GUARDS = ("skip", "damp")
+POWELL = 0.2  # Powell's damping threshold (Nocedal & Wright, Procedure 18.2) [ext]
+
+
+def qn_init(params) -> Mapping[str, Any]:
+    """Counters, B_0 = I (P x P), the previous point and estimate (zeros before the first
+    step) and the seed of the previous estimate's probes (-1: none, or ``coord``)."""
+    theta = flatten(params)
+    P = theta.shape[0]
+    return freeze(t=0, evaluations=0,
+                  B=torch.eye(P, dtype=theta.dtype, device=theta.device),
+                  theta_prev=torch.zeros_like(theta), grad_prev=torch.zeros_like(theta), seed=-1)
+
+
+def bfgs_inverse(B: torch.Tensor, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """B' = V^T B V + rho s s^T, rho = 1 / y^T s, V = I - rho y s^T (002 Eq. (15)); dense."""
+    rho = 1.0 / (y @ s)
+    V = torch.eye(s.shape[0], dtype=s.dtype, device=s.device) - rho * torch.outer(y, s)
+    return V.T @ B @ V + rho * torch.outer(s, s)
+
+
+def powell_damped(B: torch.Tensor, s: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Powell's damped y [ext: Nocedal & Wright, Procedure 18.2] on M = B^{-1}: r = y if
+    s^T y >= 0.2 s^T M s, else r = phi y + (1 - phi) M s, phi = 0.8 s^T M s / (s^T M s - s^T y)
+    (see the reference docstring)."""
+    Ms = torch.linalg.solve(B, s)
+    sMs, sy = float(s @ Ms), float(s @ y)
+    if sy >= POWELL * sMs:
+        return y
+    phi = (1.0 - POWELL) * sMs / (sMs - sy)
+    return phi * y + (1.0 - phi) * Ms
+
+
+def qn_update(grads, state, params, oracle, *, alpha, common_random_directions,
+              curvature_guard, **est):
+    """ZO quasi-Newton: theta_{t+1} = theta_t - alpha B_t g_hat(theta_t) (002 §2.4.1), B_t
+    updated by 002 Eq. (15) from s = theta_t - theta_{t-1},
+    y = g_hat'(theta_t) - g_hat(theta_{t-1}); with ``common_random_directions`` g_hat' is a
+    second estimate with the previous step's probes (stored seed), then a fresh seed for the
+    step estimate; ``curvature_guard`` "skip" (y^T s <= 0) or "damp" (Powell). The reference
+    docstring states the oracle order and the state exactly; this mirrors it."""
+    positive("alpha", alpha)
+    boolean("common_random_directions", common_random_directions)
+    choice("curvature_guard", curvature_guard, GUARDS)
+    _validate_estimator(est)
+    theta = _inputs(grads, params)
+    B, evaluations = state["B"], 0
+    again = None
+    if state["t"] > 0 and common_random_directions and est["estimator"] != "coord":
+        again = estimate_seeded(theta, params, oracle, est, state["seed"])
+        evaluations += again["evaluations"]
+    seed = -1 if est["estimator"] == "coord" else oracle.seed()
+    out = estimate_seeded(theta, params, oracle, est, seed)
+    evaluations += out["evaluations"]
+    g_hat = out["grad"]
+    if state["t"] > 0:
+        s = theta - state["theta_prev"]
+        y = (g_hat if again is None else again["grad"]) - state["grad_prev"]
+        if curvature_guard == "damp":
+            y = powell_damped(B, s, y)
+        if float(y @ s) > 0.0:
+            B = bfgs_inverse(B, s, y)
+    new = {**_counters(state, evaluations), "B": B, "theta_prev": theta, "grad_prev": g_hat,
+           "seed": seed}
+    return unflatten(-alpha * (B @ g_hat), params), freeze(new)
+
+
+QN_HYPER = {"alpha": 0.01, **ESTIMATOR_HYPER, "common_random_directions": True,
+            "curvature_guard": "skip"}
+
 ADAMM_HYPER = {"alpha": 1e-3, "beta1": 0.9, "beta2": 0.999, "delta": 1e-8, **ESTIMATOR_HYPER}
 
 RULES = (
@@ -213,6 +292,7 @@ RULES = (
     ("rule:zo.mezo", mezo_init, mezo_update, {"alpha": 0.01, "eps": 1e-3}),
     ("rule:zo.adamm", adamm_init, adamm_update, ADAMM_HYPER),
     ("rule:zo.adamm[chen2019]", adamm_chen2019_init, adamm_chen2019_update, ADAMM_HYPER),
+    ("rule:zo.qn", qn_init, qn_update, QN_HYPER),
 )
 for _key, _init, _update, _hyper in RULES:
     _doc = _adamm.__doc__ if "adamm" in _key else _update.__doc__

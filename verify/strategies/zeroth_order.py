@@ -27,4 +27,6 @@ HYPER: dict[str, st.SearchStrategy] = {
     "beta1": st.floats(min_value=0.0, max_value=0.99),
     "beta2": st.floats(min_value=0.9, max_value=0.9999),
     "delta": positive(1e-8, 1e-2),
+    "common_random_directions": st.booleans(),
+    "curvature_guard": st.sampled_from(["skip", "damp"]),
 }
