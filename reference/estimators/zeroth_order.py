@@ -22,47 +22,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from numbers import Integral
 from typing import Any
 
 import numpy as np
 
 from contract import Estimator
-from contract.validate import boolean, integer, positive
+from contract.specs.zeroth_order import check_seed, count, probe_dist
+from contract.validate import boolean, positive
 from reference.estimators.registry import REGISTRY
 from reference.oracle import probe
 
 Loss = Callable[[np.ndarray], float]
 
 
-# --- validation (the torch layer raises the same messages) ----------------------------------
-
-
-U_DIST = {
-    "gaussian": "gaussian",
-    "uniform_sphere": "sphere",
-    "sqrtP_sphere": "sqrtP_sphere",
-    "rademacher": "rademacher",
-}
-"""``u_dist`` option -> ``oracle.probe`` distribution."""
-
-
-def probe_dist(u_dist: Any) -> str:
-    """The probe distribution of a ``u_dist`` option, else a ValueError naming it."""
-    if not isinstance(u_dist, str) or u_dist not in U_DIST:
-        raise ValueError(f"Invalid u_dist: {u_dist!r} (must be one of {tuple(U_DIST)})")
-    return U_DIST[u_dist]
-
-
-def count(name: str, value: Any) -> int:
-    """A positive integer option (``n_dirs``)."""
-    return integer(name, value, 1)
-
-
-def _seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
-        raise ValueError(f"Invalid seed: {seed!r} (must be an integer >= 0)")
-    return int(seed)
+# --- inputs (option checks: contract.specs.zeroth_order) ------------------------
 
 
 def directions(draw: Callable, dist: str, P: int, n_dirs: int, seed: int) -> np.ndarray:
@@ -165,7 +138,7 @@ def zo_direction(
         raise ValueError("zo_direction needs exactly one of u (probes) and seed")
     if seed is not None:
         u = directions(lambda d, shape, s: probe(d, shape, s), dist, theta.size, n_dirs,
-                       _seed(seed))
+                       check_seed(seed))
     u = _probes("u", u, theta.size)
     U = np.atleast_2d(u)
     L = _Counted(loss)
@@ -182,7 +155,7 @@ def _regenerator(z: Any, seed: Any, P: int) -> tuple[Callable[[], np.ndarray], b
     if (z is None) == (seed is None):
         raise ValueError("zo_two_point needs exactly one of z (probes or a regenerator) and seed")
     if seed is not None:
-        seed = _seed(seed)
+        seed = check_seed(seed)
         return (lambda: probe("gaussian", (P,), seed)[None]), True
     if callable(z):
         first = _probes("z", z(), P)

@@ -29,11 +29,10 @@ from typing import Any
 import numpy as np
 
 from contract import Rule, freeze
+from contract.specs.zeroth_order import HYPER, probe_dist, validate_estimator
 from contract.validate import boolean, choice, positive, unit
 from reference.estimators.zeroth_order import (
-    count,
     directions,
-    probe_dist,
     zo_coord,
     zo_direction,
     zo_two_point,
@@ -41,25 +40,7 @@ from reference.estimators.zeroth_order import (
 from reference.rules.registry import REGISTRY
 from reference.tree import check_finite, flatten, unflatten
 
-ESTIMATORS = ("direction", "coord", "two_point")
-ESTIMATOR_HYPER = {
-    "estimator": "direction",
-    "h": 1e-3,
-    "u_dist": "gaussian",
-    "n_dirs": 1,
-    "central": False,
-}
-
-
-# --- validation (the torch layer raises the same messages) ----------------------------------
-
-
-def _validate_estimator(hyper: Mapping[str, Any]) -> None:
-    choice("estimator", hyper["estimator"], ESTIMATORS)
-    positive("h", hyper["h"])
-    probe_dist(hyper["u_dist"])
-    count("n_dirs", hyper["n_dirs"])
-    boolean("central", hyper["central"])
+# --- inputs (option checks: contract.specs.zeroth_order) ------------------------
 
 
 def _inputs(grads, params) -> np.ndarray:
@@ -112,7 +93,7 @@ def init_counters(params) -> Mapping[str, Any]:
 def sgd_update(grads, state, params, oracle, *, alpha, **est):
     """theta <- theta - alpha grad_hat L(theta) (002 §2.4.1, "employ estimated gradients")."""
     positive("alpha", alpha)
-    _validate_estimator(est)
+    validate_estimator(est)
     theta = _inputs(grads, params)
     out = estimate(theta, params, oracle, est)
     return unflatten(-alpha * out["grad"], params), freeze(_counters(state, out["evaluations"]))
@@ -121,7 +102,7 @@ def sgd_update(grads, state, params, oracle, *, alpha, **est):
 def sign_update(grads, state, params, oracle, *, alpha, **est):
     """theta <- theta - alpha sign(grad_hat L(theta)) (002 §2.4.1, sign-based display)."""
     positive("alpha", alpha)
-    _validate_estimator(est)
+    validate_estimator(est)
     theta = _inputs(grads, params)
     out = estimate(theta, params, oracle, est)
     return (
@@ -187,7 +168,7 @@ def _adamm(grads, state, params, oracle, hyper, amsgrad: bool):
     unit("beta1", beta1)
     unit("beta2", beta2)
     positive("delta", delta)
-    _validate_estimator(hyper)
+    validate_estimator(hyper)
     theta = _inputs(grads, params)
     out = estimate(theta, params, oracle, hyper)
     g_hat = out["grad"]
@@ -266,7 +247,7 @@ def qn_update(grads, state, params, oracle, *, alpha, common_random_directions,
     positive("alpha", alpha)
     boolean("common_random_directions", common_random_directions)
     choice("curvature_guard", curvature_guard, GUARDS)
-    _validate_estimator(est)
+    validate_estimator(est)
     theta = _inputs(grads, params)
     B, evaluations = state["B"], 0
     again = None
@@ -289,19 +270,14 @@ def qn_update(grads, state, params, oracle, *, alpha, common_random_directions,
     return unflatten(-alpha * (B @ g_hat), params), freeze(new)
 
 
-QN_HYPER = {"alpha": 0.01, **ESTIMATOR_HYPER, "common_random_directions": True,
-            "curvature_guard": "skip"}
-
-ADAMM_HYPER = {"alpha": 1e-3, "beta1": 0.9, "beta2": 0.999, "delta": 1e-8, **ESTIMATOR_HYPER}
-
 RULES = (
-    ("rule:zo.sgd", init_counters, sgd_update, {"alpha": 0.01, **ESTIMATOR_HYPER}),
-    ("rule:zo.sign", init_counters, sign_update, {"alpha": 0.01, **ESTIMATOR_HYPER}),
-    ("rule:zo.mezo", mezo_init, mezo_update, {"alpha": 0.01, "eps": 1e-3}),
-    ("rule:zo.adamm", adamm_init, adamm_update, ADAMM_HYPER),
-    ("rule:zo.adamm[chen2019]", adamm_chen2019_init, adamm_chen2019_update, ADAMM_HYPER),
-    ("rule:zo.qn", qn_init, qn_update, QN_HYPER),
+    ("rule:zo.sgd", init_counters, sgd_update),
+    ("rule:zo.sign", init_counters, sign_update),
+    ("rule:zo.mezo", mezo_init, mezo_update),
+    ("rule:zo.adamm", adamm_init, adamm_update),
+    ("rule:zo.adamm[chen2019]", adamm_chen2019_init, adamm_chen2019_update),
+    ("rule:zo.qn", qn_init, qn_update),
 )
-for _key, _init, _update, _hyper in RULES:
+for _key, _init, _update in RULES:
     _doc = _adamm.__doc__ if "adamm" in _key else _update.__doc__
-    REGISTRY.register(_key, Rule(_key, _init, _update, _hyper, _doc or ""))
+    REGISTRY.register(_key, Rule(_key, _init, _update, HYPER[_key], _doc or ""))

@@ -20,46 +20,20 @@ than the reference's NumPy draws from the same seed; the cross-check passes the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from numbers import Integral
 from typing import Any
 
 import torch
 
 from contract import Estimator
-from contract.validate import boolean, integer, positive
+from contract.specs.zeroth_order import check_seed, count, probe_dist
+from contract.validate import boolean, positive
 from torchimpl.estimators.registry import REGISTRY
 from torchimpl.oracle import probe
 
 Loss = Callable[[torch.Tensor], torch.Tensor]
 
-U_DIST = {
-    "gaussian": "gaussian",
-    "uniform_sphere": "sphere",
-    "sqrtP_sphere": "sqrtP_sphere",
-    "rademacher": "rademacher",
-}
-"""``u_dist`` option -> ``oracle.probe`` distribution."""
 
-
-# --- validation (the same messages as the reference layer) ---------------------------------
-
-
-def probe_dist(u_dist: Any) -> str:
-    """The probe distribution of a ``u_dist`` option, else a ValueError naming it."""
-    if not isinstance(u_dist, str) or u_dist not in U_DIST:
-        raise ValueError(f"Invalid u_dist: {u_dist!r} (must be one of {tuple(U_DIST)})")
-    return U_DIST[u_dist]
-
-
-def count(name: str, value: Any) -> int:
-    """A positive integer option (``n_dirs``)."""
-    return integer(name, value, 1)
-
-
-def _seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
-        raise ValueError(f"Invalid seed: {seed!r} (must be an integer >= 0)")
-    return int(seed)
+# --- inputs (option checks: contract.specs.zeroth_order) ------------------------
 
 
 def directions(
@@ -165,7 +139,7 @@ def zo_direction(
     if (u is None) == (seed is None):
         raise ValueError("zo_direction needs exactly one of u (probes) and seed")
     if seed is not None:
-        u = directions(probe, dist, theta.shape[0], n_dirs, _seed(seed), theta)
+        u = directions(probe, dist, theta.shape[0], n_dirs, check_seed(seed), theta)
     u = _probes("u", u, theta)
     U = torch.atleast_2d(u)
     L = _Counted(loss, theta)
@@ -180,7 +154,7 @@ def _regenerator(z: Any, seed: Any, like: torch.Tensor) -> tuple[Callable[[], to
     if (z is None) == (seed is None):
         raise ValueError("zo_two_point needs exactly one of z (probes or a regenerator) and seed")
     if seed is not None:
-        seed = _seed(seed)
+        seed = check_seed(seed)
         P = like.shape[0]
         return (lambda: probe("gaussian", (P,), seed, like.dtype, like.device)[None]), True
     if callable(z):

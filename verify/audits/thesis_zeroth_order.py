@@ -35,6 +35,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import reference
+from contract.specs.zeroth_order import U_DIST
 from reference.oracle import Oracle
 from verify.audits import protocol
 from verify.audits.framework import (
@@ -63,9 +64,8 @@ Context = dict[str, Any]
 
 N_MC = 400  # Monte-Carlo draws per case
 N_HVP = 4000  # T.zo_hvp: the z^T H u term has spread ||Hz||, more draws resolve the 0.1 band
-U_DISTS = ("gaussian", "uniform_sphere", "sqrtP_sphere", "rademacher")
-PROBE_DIST = {"gaussian": "gaussian", "uniform_sphere": "sphere",
-              "sqrtP_sphere": "sqrtP_sphere", "rademacher": "rademacher"}
+U_DISTS = tuple(U_DIST)
+PROBE_DIST = U_DIST  # u_dist option -> probe distribution
 SPHERICAL = ("gaussian", "uniform_sphere", "sqrtP_sphere")
 ANCHOR_RTOL = 1e-9
 COST_P = (2, 8, 32, 128)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+from contract.specs.zeroth_order import U_DIST
 from verify.strategies import positive
 
 STEP = positive(1e-2, 1.0)
@@ -21,7 +22,7 @@ HYPER: dict[str, st.SearchStrategy] = {
     "estimator": st.sampled_from(["direction", "coord", "two_point"]),
     "h": STEP,
     "eps": STEP,
-    "u_dist": st.sampled_from(["gaussian", "uniform_sphere", "sqrtP_sphere", "rademacher"]),
+    "u_dist": st.sampled_from(list(U_DIST)),
     "n_dirs": st.integers(min_value=1, max_value=3),
     "central": st.booleans(),
     "beta1": st.floats(min_value=0.0, max_value=0.99),
