@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,9 @@ class Setting:
     max_examples: int | None = None
 
 
+@cache
 def _settings() -> dict[str, Setting]:
+    """Every family's settings, merged once (imported lazily: they import this module)."""
     from verify.crosscheck import (
         settings_adaptive,
         settings_first_order,
