@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.linalg
 
-SINGULAR = ("raise", "pinv")
+from contract.specs.unified_view import SINGULAR  # one definition for both layers
 
 
 class Spectrum(NamedTuple):

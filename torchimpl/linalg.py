@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import torch
 
-SINGULAR = ("raise", "pinv")
+from contract.specs.unified_view import SINGULAR  # one definition for both layers
 
 
 class Spectrum(NamedTuple):

@@ -15,9 +15,8 @@ import math
 import numpy as np
 
 from contract import Estimator
+from contract.specs.estimators import SPECS, SYM_RTOL, check_losses, noise_inputs
 from reference.estimators.registry import REGISTRY
-
-SYM_RTOL = 1e-8
 
 
 def _finite(name: str, x: object, shape: tuple[int, ...]) -> np.ndarray:
@@ -93,12 +92,8 @@ def _noise_mc(H, Q, A, xi) -> dict[str, np.ndarray]:
 def _stochastic(H, Q, A, Sigma_b, xi) -> dict[str, np.ndarray]:
     """The exact and Monte-Carlo noise quantities that the given inputs allow."""
     n = H.shape[0]
-    if A is None:
-        if Sigma_b is not None or xi is not None:
-            raise ValueError("Sigma_b and xi describe xi_b in d_xi = A xi_b: they need A (n, n)")
+    if not noise_inputs(A is not None, Sigma_b is not None, xi is not None):
         return {}
-    if Sigma_b is None and xi is None:
-        raise ValueError("A needs Sigma_b (n, n) or draws xi (K, n) of the noise xi_b")
     A = _finite("A", A, (n, n))
     out = {}
     if Sigma_b is not None:
@@ -115,21 +110,7 @@ def _stochastic(H, Q, A, Sigma_b, xi) -> dict[str, np.ndarray]:
 
 
 def uv_quantities(g, d, H, *, f0=None, f1=None, A=None, Sigma_b=None, xi=None):
-    """Unified-view quantities of a direction d at gradient g with symmetric curvature H.
-
-    Always: ``Delta`` = -(g^T d + 1/2 d^T H d); ``lam`` (ascending), ``Q`` (eigenvectors as
-    columns, sign fixed: largest-magnitude entry positive), ``g_hat`` = Q^T g, ``d_hat`` = Q^T d;
-    ``Delta_i`` = g_hat_i d_hat_i + 1/2 d_hat_i^2 lam_i as the document's table defines it
-    (sum = -Delta) and ``Delta_i_neg`` = -Delta_i (sum = Delta); ``normH2`` = d^T H d and
-    ``normH2_i`` = lam_i d_hat_i^2. For repeated eigenvalues Q, g_hat, d_hat and the per-
-    direction values depend on the basis chosen inside the eigenspace.
-    With ``f0``, ``f1`` (loss at theta and theta + d): ``actual_decrease`` = f0 - f1.
-    With ``A`` and ``Sigma_b`` (covariance of xi_b): ``Sigma_dxi`` = A Sigma_b A^T, ``N_b`` =
-    1/2 E[d_xi^T H d_xi], ``d_xi_i`` = E||d_xi_i||^2 (i-th eigenvector of H).
-    With ``A`` and draws ``xi`` (K, n) of xi_b: ``N_b_mc``, ``d_xi_i_mc``, ``Sigma_dxi_mc`` and
-    the standard errors ``N_b_mc_se``, ``d_xi_i_mc_se``. Scaling: expectations are exact; Monte-
-    Carlo values are 1/K means. H is symmetrised as (H + H^T)/2 after a symmetry check.
-    """
+    # doc: contract.specs.estimators.SPECS['est:uv_quantities']
     g = _finite("g", g, np.shape(g))
     if g.ndim != 1 or g.size == 0:
         raise ValueError(f"g must be a non-empty vector (n,), got shape {g.shape}")
@@ -138,14 +119,16 @@ def uv_quantities(g, d, H, *, f0=None, f1=None, A=None, Sigma_b=None, xi=None):
     H = _symmetric("H", H, n)
     lam, Q = _eigh(H)
     out = _deterministic(g, d, H, Q, lam)
-    if (f0 is None) != (f1 is None):
-        raise ValueError("f0 and f1 (losses at theta and theta + d) go together")
+    check_losses(f0 is not None, f1 is not None)
     if f0 is not None:
         out["actual_decrease"] = _finite("f0", f0, ()) - _finite("f1", f1, ())
     out.update(_stochastic(H, Q, A, Sigma_b, xi))
     return out
 
 
+_SPEC = SPECS["est:uv_quantities"]
+uv_quantities.__doc__ = _SPEC.doc
 REGISTRY.register(
-    "est:uv_quantities", Estimator("est:uv_quantities", uv_quantities, {}, uv_quantities.__doc__)
+    "est:uv_quantities",
+    Estimator("est:uv_quantities", uv_quantities, _SPEC.options, _SPEC.doc),
 )

@@ -28,39 +28,14 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from contract import Rule, freeze
-from contract.validate import choice, nonnegative, positive
-from reference.linalg import SINGULAR, Spectrum, eigenbasis_map, eigh_sym, lambda_max
+from contract.specs.unified_view import DIAGONAL_VARIANTS, LINESEARCH_TOL, SPECS, validate
+from reference.linalg import Spectrum, eigenbasis_map, eigh_sym, lambda_max
 from reference.linalg import matrix_power_apply as power
 from reference.oracle import parse_curvature
 from reference.rules.registry import REGISTRY
 from reference.tree import check_finite, flatten, unflatten
 
-CHOICES: Mapping[str, tuple[Any, ...]] = {
-    "singular": SINGULAR,
-    "form": ("matrix", "coordinates"),
-    "L_source": ("given", "lambda_max", "problem"),
-    "q": (2, 1),
-    "A": ("alpha_Hinv", "alpha_Hinvsqrt", "alpha_I", "user"),
-}
-POSITIVE = ("alpha", "eps", "eta", "L")
-LINESEARCH_TOL = 1e-14
-
-
-# --- validation (the torch layer raises the same messages) ----------------------------------
-
-
-def validate(hyper: Mapping[str, Any]) -> None:
-    """Raise ``TypeError``/``ValueError`` naming the first invalid hyperparameter."""
-    for name in POSITIVE:
-        if hyper.get(name) is not None:
-            positive(name, hyper[name])
-    if "damping" in hyper:
-        nonnegative("damping", hyper["damping"])
-    for name, allowed in CHOICES.items():
-        if name in hyper:
-            choice(name, hyper[name], allowed)
-    if hyper.get("L_source") == "given" and hyper.get("L") is None:
-        raise ValueError("Invalid L: None (must be > 0 when L_source='given')")
+# validation: `contract.specs.unified_view` (the same checks and messages in both layers)
 
 
 def _matrix(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -101,14 +76,7 @@ def ngd_gn_normalized(g: np.ndarray, spec: Spectrum, eps: float) -> np.ndarray:
 
 
 def ngd_eigen_normalized(g: np.ndarray, spec: Spectrum, eps: float, form: str) -> np.ndarray:
-    """000 §1 "(Eigenbasis Normalized NGD)*", two readings of one paragraph.
-
-    ``matrix`` (the displayed update): d = -eps K^{-1/2} Q sign(Q^T g), i.e.
-    d_hat_i = -eps sign(g_hat_i)/sqrt(lam_i), so lam_i d_hat_i^2 = eps^2 in every direction.
-    ``coordinates`` (the per-coordinate display): d_hat_i = -eps sign(g_hat_i), without the
-    1/sqrt(lam_i); then lam_i d_hat_i^2 = eps^2 lam_i. Both are defined for distinct
-    eigenvalues only: for a repeated eigenvalue Q, hence sign(Q^T g), is not unique.
-    """
+    """000 §1 "(Eigenbasis Normalized NGD)*" (doc: SPECS["rule:uv.ngd_eigen_normalized"])."""
     exponent = -0.5 if form == "matrix" else 0.0
     return eigenbasis_map(spec, g, lambda lam, g_hat: -eps * lam**exponent * np.sign(g_hat))
 
@@ -119,21 +87,13 @@ def _clip(bound: np.ndarray | float, size: np.ndarray | float) -> np.ndarray | f
 
 
 def clipped_ngd(g: np.ndarray, spec: Spectrum, alpha: float, eps: float, q: int) -> np.ndarray:
-    """d = -alpha min(1, C/||g_tilde||_K^q) g_tilde, C = eps/alpha; q = 2 as printed.
-
-    000 §1 "(Clipped Natural Gradient Descent)", "Clipped NGD". With q = 1 and the clip
-    active this is `ngd_normalized`; g = 0 gives d = 0.
-    """
+    """d = -alpha min(1, C/||g_tilde||_K^q) g_tilde, C = eps/alpha (doc: the spec)."""
     g_tilde, norm = _newton_step(g, spec)
     return -alpha * _clip(eps / alpha, norm**q) * g_tilde
 
 
 def gn_clipped(g: np.ndarray, spec: Spectrum, alpha: float, eps: float) -> np.ndarray:
-    """d_hat_i = -alpha min(1, C sqrt(lam_i)) g_hat_i/lam_i, d = Q d_hat.
-
-    000 §1 "(Clipped NGD)", "Gradient-Norm Clipped NGD". Text: "\\vec d_i = <scalar>" sets a
-    vector to a scalar; Reading (implemented): the coefficient d_hat_i.
-    """
+    """d_hat_i = -alpha min(1, C sqrt(lam_i)) g_hat_i/lam_i, d = Q d_hat (doc: the spec)."""
     C = eps / alpha
     return eigenbasis_map(
         spec, g, lambda lam, g_hat: -alpha * np.minimum(1.0, C * np.sqrt(lam)) * g_hat / lam
@@ -141,11 +101,7 @@ def gn_clipped(g: np.ndarray, spec: Spectrum, alpha: float, eps: float) -> np.nd
 
 
 def eigen_clipped(g: np.ndarray, spec: Spectrum, alpha: float, eps: float) -> np.ndarray:
-    """d_hat_i = -alpha min(1, C sqrt(lam_i)/|g_hat_i|) g_hat_i/lam_i (0 where g_hat_i = 0).
-
-    000 §1 "(Clipped NGD)", "Eigenbasis Clipped NGD"; same "\\vec d_i" Text/Reading as
-    `gn_clipped`.
-    """
+    """d_hat_i = -alpha min(1, C sqrt(lam_i)/|g_hat_i|) g_hat_i/lam_i (doc: the spec)."""
     C = eps / alpha
     return eigenbasis_map(
         spec, g, lambda lam, g_hat: -alpha * _clip(C * np.sqrt(lam), np.abs(g_hat)) * g_hat / lam
@@ -153,22 +109,12 @@ def eigen_clipped(g: np.ndarray, spec: Spectrum, alpha: float, eps: float) -> np
 
 
 def sophia_clip(g: np.ndarray, spec: Spectrum, alpha: float, eps: float) -> np.ndarray:
-    """d_i = -alpha min(1, lam_i eps/|g_i|) g_i/lam_i, d_i = 0 where g_i = 0 (K diagonal).
-
-    000 §1, last paragraph of "(Clipped NGD)". 001 prints "g_hat/lam_i" (no index); the
-    Reading is g_hat_i, as in 000. The formula tends to -alpha eps sign(g_i) as lam_i -> 0+, but
-    lam_i <= 0 follows the ``singular`` policy like every rule (pinv: d_i = 0).
-    """
+    """d_i = -alpha min(1, lam_i eps/|g_i|) g_i/lam_i, K diagonal (doc: the spec)."""
     return eigenbasis_map(spec, g, lambda lam, g_: -alpha * _clip(lam * eps, np.abs(g_)) * g_ / lam)
 
 
 def diag_ngd_as_printed(g: np.ndarray, spec: Spectrum, eps: float) -> np.ndarray:
-    """The printed normalized diagonal NGD, d = -(eps/(lam^T d^2)) g/lam, as its fixed point.
-
-    000 §1 "(Diagonal Natural Gradient Descent)", "Normalized NGD" (Text). The right side is
-    a positive multiple of g/lam, so d = -c g/lam with c = eps/(c^2 S), S = sum_i g_i^2/lam_i:
-    the unique fixed point has c = (eps/S)^(1/3). g = 0 (S = 0) gives d = 0.
-    """
+    """d = -(eps/(lam^T d^2)) g/lam as its fixed point (doc: the spec)."""
     g_tilde, norm = _newton_step(g, spec)
     return -((eps / norm**2) ** (1.0 / 3.0)) * g_tilde if norm > 0 else np.zeros_like(g)
 
@@ -185,12 +131,7 @@ def gd_normalized(g: np.ndarray, L: float, eps: float) -> np.ndarray:
 
 
 def sign_gd(g: np.ndarray, eta: float) -> np.ndarray:
-    """d = -eta sign(g), sign(0) = 0.
-
-    000 §1 "(Sign Gradient Descent)". Text: "d = -eps H^{-1/2} Q sign(Q^T d)" (d on both
-    sides); Reading: sign(Q^T g), so with Q = I and H = L I, d = -eps L^{-1/2} sign(g) and
-    eta = eps L^{-1/2}.
-    """
+    """d = -eta sign(g), sign(0) = 0 (doc: SPECS["rule:uv.sign_gd"])."""
     return -eta * np.sign(g)
 
 
@@ -320,138 +261,44 @@ def _split_state(params) -> Mapping[str, Any]:
     return freeze(d=np.zeros(n), d_xi=np.zeros(n))
 
 
-def _register(rule_id: str, step: Callable, hyper: Mapping[str, Any], doc: str, init=_no_state):
+def _register(rule_id: str, step: Callable, init=_no_state, doc: str = "") -> None:
     def update(grads, state, params, oracle, **values):
         validate(values)
         check_finite(grads, "grads")
         d, new_state = step(flatten(grads), state, params, oracle, **values)
         return unflatten(d, params), new_state
 
-    REGISTRY.register(rule_id, Rule(rule_id, init, update, hyper, doc))
+    spec = SPECS[rule_id]
+    REGISTRY.register(rule_id, Rule(rule_id, init, update, spec.hyper, doc or spec.doc))
 
 
-CURVED = {"curv": "H", "damping": 0.0, "singular": "raise"}
-DIAGONAL = {"lam": None, "curv": "diag(H)", "damping": 0.0, "singular": "raise"}
-LIPSCHITZ = {"L": None, "L_source": "given", "curv": "H", "damping": 0.0}
-
-_register(
-    "rule:uv.newton",
-    _preconditioned(newton),
-    {"alpha": 1.0, **CURVED},
-    'd = -alpha K^-1 g (000 §1 "(Newton\'s Method)"; alpha in (0, 1], default 1 = pure Newton).',
-)
-_register(
-    "rule:uv.ngd",
-    _preconditioned(newton),
-    {"alpha": 1.0, **CURVED, "curv": "F"},
-    'd = -alpha F^-1 g (000 §1 "(Natural Gradient Descent)"); curv F (true Fisher) by default, '
-    "F_emp or G selectable.",
-)
-_register(
-    "rule:uv.ngd_normalized",
-    _preconditioned(ngd_normalized),
-    {"eps": 0.1, **CURVED},
-    'd = -eps K^-1 g / sqrt(g^T K^-1 g), d = 0 if g = 0 (000 §1 "(Normalized NGD)"; '
-    "eps = 0.1 is this project's default).",
-)
-_register(
-    "rule:uv.ngd_gn_normalized",
-    _preconditioned(ngd_gn_normalized),
-    {"eps": 0.1, **CURVED},
-    'd = -eps K^{-1/2} g (000 §1 "(Gradient-Norm Normalized NGD)"; eps = 0.1 project default).',
-)
-_register(
-    "rule:uv.ngd_eigen_normalized",
-    _preconditioned(ngd_eigen_normalized),
-    {"eps": 0.1, "form": "matrix", **CURVED},
-    (ngd_eigen_normalized.__doc__ or "") + "eps = 0.1 is this project's default.",
-)
-_register(
-    "rule:uv.gd",
-    _with_lipschitz(gd),
-    {"alpha": 1.0, **LIPSCHITZ},
-    'd = -(alpha/L) g (000 §1 "(Gradient Descent)"). L_source: "given" (L > 0 required), '
-    '"lambda_max" (of K + damping I, K = curvature curv), "problem" (the problem\'s constant '
-    "L); L is used only when L_source='given'.",
-)
-_register(
-    "rule:uv.gd_linesearch",
-    _linesearch_step,
-    {},
+# IDs, defaults and docs: `contract.specs.unified_view`
+_register("rule:uv.newton", _preconditioned(newton))
+_register("rule:uv.ngd", _preconditioned(newton))
+_register("rule:uv.ngd_normalized", _preconditioned(ngd_normalized))
+_register("rule:uv.ngd_gn_normalized", _preconditioned(ngd_gn_normalized))
+_register("rule:uv.ngd_eigen_normalized", _preconditioned(ngd_eigen_normalized))
+_register("rule:uv.gd", _with_lipschitz(gd))
+_LINESEARCH_DOC = (
     "d = -eta* g, eta* = argmin_{eta>0} f(theta - eta g) by Brent (scipy minimize_scalar, "
     "tol 1e-14, searched in log eta) on oracle.loss; no closed form. new_state['eta'] = eta*. "
-    + (_exact_step.__doc__ or ""),
-    init=_step_size_state,
+    + (_exact_step.__doc__ or "")
 )
-_register(
-    "rule:uv.gd_normalized",
-    _with_lipschitz(gd_normalized),
-    {"eps": 0.1, **LIPSCHITZ},
-    'd = -eps L^{-1/2} g/||g||_2, d = 0 if g = 0 (000 §1 "(Normalized Gradient Descent)"); '
-    "L as in rule:uv.gd; eps = 0.1 project default.",
-)
-_register(
-    "rule:uv.sign_gd",
-    _plain(sign_gd),
-    {"eta": 0.1},
-    (sign_gd.__doc__ or "") + "eta = 0.1 is this project's default.",
-)
-_DIAGONAL_VARIANTS = {
-    "": (newton, {"alpha": 1.0}, 'd = -alpha g/lam (000 §1 "(Diagonal NGD)", NGD).'),
-    "[normalized]": (
-        ngd_normalized,
-        {"eps": 0.1},
-        "Reading: rule:uv.ngd_normalized at K = diag(lam), d = -eps (g/lam)/sqrt(sum g_i^2/lam_i)"
-        ". Text: d = -(eps/(lam^T d^2)) g/lam, d on both sides (variant [as_printed]).",
-    ),
-    "[gn_normalized]": (ngd_gn_normalized, {"eps": 0.1}, "d = -eps g/lam^{1/2}."),
-    "[eigen_normalized]": (
-        partial(ngd_eigen_normalized, form="matrix"),
-        {"eps": 0.1},
-        "d = -eps sign(g)/lam^{1/2}.",
-    ),
-    "[as_printed]": (diag_ngd_as_printed, {"eps": 0.1}, diag_ngd_as_printed.__doc__ or ""),
+_register("rule:uv.gd_linesearch", _linesearch_step, _step_size_state, _LINESEARCH_DOC)
+_register("rule:uv.gd_normalized", _with_lipschitz(gd_normalized))
+_register("rule:uv.sign_gd", _plain(sign_gd))
+_DIAGONAL_DIRECTIONS = {
+    "": newton,
+    "[normalized]": ngd_normalized,
+    "[gn_normalized]": ngd_gn_normalized,
+    "[eigen_normalized]": partial(ngd_eigen_normalized, form="matrix"),
+    "[as_printed]": diag_ngd_as_printed,
 }
-for _variant, (_direction, _scale, _doc) in _DIAGONAL_VARIANTS.items():
-    _register(
-        f"rule:uv.diag_ngd{_variant}",
-        _preconditioned(_direction, diagonal=True),
-        {**_scale, **DIAGONAL},
-        f"{_doc} lam = the diagonal of curvature curv, or the vector lam (overrides curv). "
-        + ("eps = 0.1 is this project's default." if "eps" in _scale else ""),
-    )
-_register(
-    "rule:uv.clipped_ngd",
-    _preconditioned(clipped_ngd),
-    {"alpha": 1.0, "eps": 0.1, "q": 2, **CURVED},
-    clipped_ngd.__doc__ or "",
-)
-_register(
-    "rule:uv.clipped_ngd[gn_clipped]",
-    _preconditioned(gn_clipped),
-    {"alpha": 1.0, "eps": 0.1, **CURVED},
-    gn_clipped.__doc__ or "",
-)
-_register(
-    "rule:uv.clipped_ngd[eigen_clipped]",
-    _preconditioned(eigen_clipped),
-    {"alpha": 1.0, "eps": 0.1, **CURVED},
-    eigen_clipped.__doc__ or "",
-)
-_register(
-    "rule:uv.sophia_clip",
-    _preconditioned(sophia_clip, diagonal=True),
-    {"alpha": 1.0, "eps": 0.1, **DIAGONAL},
-    sophia_clip.__doc__ or "",
-)
-_register(
-    "rule:uv.stochastic_direction",
-    _stochastic_step,
-    {"A": "alpha_Hinv", "alpha": 1.0, "A_user": None, **CURVED},
-    '000 §2 "(General Update)": d_b = A g_b = A g + A xi_b =: d + d_xi, exactly as printed: the '
-    "named maps A in {alpha H^-1 ('alpha_Hinv'), alpha H^-1/2 ('alpha_Hinvsqrt'), alpha I "
-    "('alpha_I')} carry no minus sign, so updates = d_b = +A g_b (the quantities of §2 are "
-    "invariant under A -> -A); 'user' applies the matrix A_user (alpha unused). g_b = grads, "
-    "g = oracle.full_grad(params); new_state holds d = A g and d_xi = A (g_b - g).",
-    init=_split_state,
-)
+assert _DIAGONAL_DIRECTIONS.keys() == DIAGONAL_VARIANTS.keys()
+for _variant, _direction in _DIAGONAL_DIRECTIONS.items():
+    _register(f"rule:uv.diag_ngd{_variant}", _preconditioned(_direction, diagonal=True))
+_register("rule:uv.clipped_ngd", _preconditioned(clipped_ngd))
+_register("rule:uv.clipped_ngd[gn_clipped]", _preconditioned(gn_clipped))
+_register("rule:uv.clipped_ngd[eigen_clipped]", _preconditioned(eigen_clipped))
+_register("rule:uv.sophia_clip", _preconditioned(sophia_clip, diagonal=True))
+_register("rule:uv.stochastic_direction", _stochastic_step, _split_state)

@@ -18,23 +18,23 @@ from __future__ import annotations
 
 import itertools
 import math
-from functools import partial
 
 import torch
 
 from contract import Estimator
-from contract.validate import choice, integer
+from contract.specs.estimators import (
+    MAX_BATCHES,
+    P_SUM_TOL,
+    SPECS,
+    batch_count,
+    check_draw_args,
+    check_exact_draws,
+    check_labels,
+    check_p,
+    ddof_option,
+    moment_options,
+)
 from torchimpl.estimators.registry import REGISTRY
-
-LABELS = ("data", "model")
-SAMPLINGS = ("with_replacement", "without_replacement")
-MODES = ("exact", "mc")
-P_SUM_TOL = 1e-6
-MAX_BATCHES = 200_000
-
-
-_choice = partial(choice, style="allowed")  # "Invalid <name>: <value!r>; allowed: <...>"
-_integer = partial(integer, style="allowed")  # every failure a ValueError
 
 
 def _finite(name: str, x: object) -> torch.Tensor:
@@ -47,16 +47,13 @@ def _finite(name: str, x: object) -> torch.Tensor:
 
 def _label_law(G: object, p: object, labels: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``(G3, p)``: gradients (N, C, P) and label probabilities (N, C); data labels have C = 1."""
-    _choice("labels", labels, LABELS)
+    check_labels(labels)
     G = _finite("G", G)
+    check_p(labels, p is not None)
     if labels == "data":
-        if p is not None:
-            raise ValueError("p is only used with labels='model'; got p with labels='data'")
         if G.ndim != 2 or 0 in G.shape:
             raise ValueError(f"G must have shape (N, P) with labels='data', got {tuple(G.shape)}")
         return G[:, None, :], G.new_ones(G.shape[0], 1)
-    if p is None:
-        raise ValueError("labels='model' needs the label probabilities p (N, C)")
     p = _finite("p", p).to(G)
     if G.ndim != 3 or 0 in G.shape or p.shape != G.shape[:2]:
         raise ValueError(
@@ -69,16 +66,9 @@ def _label_law(G: object, p: object, labels: str) -> tuple[torch.Tensor, torch.T
 
 
 def grad_noise(G, p=None, *, labels="data", ddof=0):
-    """Gradient noise ``xi_n = g_n - g`` and its covariance (000 §2 "(General Update)").
-
-    Returns ``g`` (P,), ``xi`` (shape of G) and ``Sigma`` (P, P) with the scaling
-    ``1/(N - ddof)``: ``Sigma = (1/(N - ddof)) sum_n E_y[xi_n xi_n^T]``. Data labels give the
-    sample covariance ``Sigma^data``; model labels give the covariance of the gradient of one
-    sample drawn uniformly with its label drawn from ``p``, ``Sigma^model``, exact over labels
-    (its mean ``g`` is the label expectation of the full-batch gradient).
-    """
+    # doc: contract.specs.estimators.SPECS['est:grad_noise']
     G3, p = _label_law(G, p, labels)
-    ddof = _integer("ddof", ddof, 0, G3.shape[0] - 1)
+    ddof = ddof_option(ddof, G3.shape[0])
     g = torch.einsum("nc,ncp->p", p, G3) / G3.shape[0]
     xi = G3 - g
     Sigma = torch.einsum("ncp,ncq->pq", p[..., None] * xi, xi) / (G3.shape[0] - ddof)
@@ -89,12 +79,7 @@ def _batches(N: int, B: int, sampling: str, max_batches: int, like: torch.Tensor
     """Every batch as counts (n_batches, N) with its probability: combinations without
     replacement (uniform), multisets with replacement (multinomial weight B!/prod k! / N^B)."""
     without = sampling == "without_replacement"
-    count = math.comb(N, B) if without else math.comb(N + B - 1, B)
-    if count > max_batches:
-        raise ValueError(
-            f"exact enumeration of {count} batches (N={N}, B={B}, sampling={sampling!r}) "
-            f"exceeds max_batches={max_batches}; raise max_batches or use mode='mc'"
-        )
+    count = batch_count(N, B, sampling, max_batches)
     combos = (itertools.combinations if without else itertools.combinations_with_replacement)(
         range(N), B
     )
@@ -143,10 +128,7 @@ def _integers(name: str, draws: object, device: torch.device) -> torch.Tensor:
 
 def _draws(indices, y, N: int, C: int, B: int, sampling: str, labels: str, device):
     """Validated batch indices (K, B) and labels (K, B) (zeros for data labels)."""
-    if indices is None:
-        raise ValueError("mode='mc' needs the batch index draws indices (K, B)")
-    if (y is None) != (labels == "data"):
-        raise ValueError("y, the sampled labels (K, B), goes with labels='model' and only with it")
+    check_draw_args(indices is not None, y is not None, labels)
     indices = _integers("indices", indices, device)
     y = torch.zeros_like(indices) if y is None else _integers("y", y, device)
     for name, draws, bound in (("indices", indices, N), ("y", y, C)):
@@ -203,55 +185,28 @@ def minibatch_moments(
     indices=None,
     y=None,
 ):
-    """Moments of the minibatch mean gradient g_b over batches of size B (and over labels).
-
-    Returns ``mean`` E[g_b], ``cov`` Cov[g_b], ``second_moment`` E[g_b g_b^T], ``xi_cov``
-    E[xi_b xi_b^T] (the document's Sigma_{xi_b}, 000 §2) of the noise ``xi_b = g_b - g`` and
-    ``g``, the full-batch mean gradient (its label expectation for model labels).
-    Scaling: g_b is a 1/B mean; expectations are exact probability-weighted sums.
-
-    ``mode="exact"`` enumerates every batch (combinations without replacement, multisets with
-    their multinomial weights with replacement) and raises when there are more than
-    ``max_batches``. ``mode="mc"`` averages over given draws ``indices`` (K, B) (and, for model
-    labels, ``y`` (K, B)) and adds the standard error ``<key>_se`` of every estimate.
-    The default sampling is without replacement, as a shuffling data loader draws batches.
-    """
+    # doc: contract.specs.estimators.SPECS['est:minibatch_moments']
     G3, p = _label_law(G, p, labels)
-    _choice("sampling", sampling, SAMPLINGS)
-    _choice("mode", mode, MODES)
-    hi = G3.shape[0] if sampling == "without_replacement" else math.inf
-    B = _integer(f"batch size B (N={G3.shape[0]}, sampling={sampling!r})", B, 1, hi)
-    max_batches = _integer("max_batches", max_batches, 1)
+    B, max_batches = moment_options(G3.shape[0], B, sampling, mode, max_batches)
     if mode == "mc":
         return _mc_moments(G3, p, B, sampling, labels, indices, y)
-    if indices is not None or y is not None:
-        raise ValueError("indices and y are draws for mode='mc'; mode='exact' takes none")
+    check_exact_draws(indices is not None, y is not None)
     return _exact_moments(G3, p, B, sampling, max_batches)
 
 
 def fisher_batch(G, p=None, *, labels, B, sampling="without_replacement", max_batches=MAX_BATCHES):
-    """Batch Fisher E[g_b g_b^T] over batches of size B and labels (000 §2, F_b paragraph).
-
-    ``labels="model"`` returns ``F_b`` (labels sampled from the model); ``labels="data"``
-    returns ``F_tilde_b`` (data labels). Scaling: g_b is the 1/B minibatch mean, so this is the
-    second moment of a mean, not the per-sample Fisher (INVENTORY §5 item 2). Exact, by the
-    enumeration of `minibatch_moments`; ``labels`` has no default (INVENTORY §5 item 2).
-    """
+    # doc: contract.specs.estimators.SPECS['est:fisher_batch']
     moments = minibatch_moments(
         G, p, B=B, labels=labels, sampling=sampling, mode="exact", max_batches=max_batches
     )
     return {"F_b" if labels == "model" else "F_tilde_b": moments["second_moment"]}
 
 
-_SCHEME = {"sampling": "without_replacement", "max_batches": MAX_BATCHES}
-for _estimator in (
-    Estimator("est:grad_noise", grad_noise, {"labels": "data", "ddof": 0}, grad_noise.__doc__),
-    Estimator(
-        "est:minibatch_moments",
-        minibatch_moments,
-        {"labels": "data", "mode": "exact", **_SCHEME},
-        minibatch_moments.__doc__,
-    ),
-    Estimator("est:fisher_batch", fisher_batch, _SCHEME, fisher_batch.__doc__),
+for _key, _fn in (
+    ("est:grad_noise", grad_noise),
+    ("est:minibatch_moments", minibatch_moments),
+    ("est:fisher_batch", fisher_batch),
 ):
-    REGISTRY.register(_estimator.id, _estimator)
+    _spec = SPECS[_key]
+    _fn.__doc__ = _spec.doc
+    REGISTRY.register(_key, Estimator(_key, _fn, _spec.options, _spec.doc))
