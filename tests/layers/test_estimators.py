@@ -1,8 +1,11 @@
-"""Reference estimators of the unified view and of gradient noise (INVENTORY §3.1, §3.2, §3.8).
+"""Estimators of the unified view and of gradient noise (INVENTORY §3.1, §3.2, §3.8), both layers.
 
 Oracles: algebraic identities of the definitions, dense ground truth (eigh, np.cov), brute-force
 enumeration over batches and label vectors, textbook facts about means of random draws, and
-Monte-Carlo confidence intervals at a fixed false-alarm rate alpha = 1e-3 with fixed seeds.
+Monte-Carlo confidence intervals at a fixed false-alarm rate alpha = 1e-3 with fixed seeds. Each
+check runs on the reference and on torch (float64) from the same NumPy inputs; expected values
+are NumPy closed forms of those inputs, never the other layer's numbers. Torch only: float32
+runs against the float64 run of the same function, and the rejection of non-tensor inputs.
 """
 
 from __future__ import annotations
@@ -11,19 +14,46 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 from scipy.stats import norm
 
-from reference.estimators import REGISTRY, get
-from reference.estimators.gradient_noise import fisher_batch, grad_noise, minibatch_moments
-from reference.estimators.unified_view import uv_quantities
 from verify.strategies import SEEDS, build_curvature, curvature_cases
 
 RTOL, ATOL = 1e-10, 1e-12
 ALPHA = 1e-3
 SAMPLINGS = ("with_replacement", "without_replacement")
+F64, F32 = torch.float64, torch.float32
+MODULES = {
+    "uv_quantities": "estimators.unified_view",
+    "grad_noise": "estimators.gradient_noise",
+    "minibatch_moments": "estimators.gradient_noise",
+    "fisher_batch": "estimators.gradient_noise",
+}
+
+
+def _convert(layer, x):
+    """NumPy arrays to the layer (float arrays in its dtype, integer arrays kept integer);
+    anything else (lists, numbers, None, strings) unchanged."""
+    if not isinstance(x, np.ndarray):
+        return x
+    if np.issubdtype(x.dtype, np.floating):
+        return layer.to_layer(x)
+    return torch.as_tensor(x) if layer.is_torch else x.copy()
+
+
+def est(layer, name: str):
+    """The layer's estimator function ``name``, called with NumPy inputs, returning NumPy."""
+    fn = getattr(layer.module(MODULES[name]), name)
+
+    def call(*args, **options):
+        out = fn(*(_convert(layer, a) for a in args),
+                 **{k: _convert(layer, v) for k, v in options.items()})
+        return layer.to_numpy(out)
+
+    return call
 
 
 def z_bound(components: int = 1) -> float:
@@ -59,11 +89,20 @@ def sample_indices(N: int, B: int, K: int, sampling: str, rng: np.random.Generat
     return np.argsort(rng.random((K, N)), axis=1)[:, :B]
 
 
+def assert_follows_float64(out32, out64, rtol) -> None:
+    """Torch float32 outputs are float32 and within rtol (atol rtol * scale) of float64."""
+    assert set(out32) == set(out64)
+    for key, value in out32.items():
+        assert value.dtype == F32, key
+        scale = float(out64[key].abs().max())
+        torch.testing.assert_close(value.double(), out64[key], rtol=rtol, atol=rtol * scale)
+
+
 # ---------------------------------------------------------------- est:uv_quantities
 
 
 @given(curvature_cases(n_max=10, kinds=("pd", "psd", "indefinite")))
-def test_uv_identities(case):
+def test_uv_identities(layer, case):
     """sum Delta_i = -Delta, sum Delta_i_neg = Delta, normH2 = sum normH2_i, H = Q diag(lam) Q^T.
 
     Sums of n terms carry rounding n*eps*sum|terms|: the absolute tolerance is 1e-10 times
@@ -71,9 +110,9 @@ def test_uv_identities(case):
     """
     data = build_curvature(case)
     rng = np.random.default_rng(case["seed"] + 1)
-    H, g = data["H"], data["g"]
+    H, g = np.asarray(data["H"], np.float64), np.asarray(data["g"], np.float64)
     d = rng.standard_normal(g.size)
-    out = uv_quantities(g, d, H)
+    out = est(layer, "uv_quantities")(g, d, H)
     scale = np.abs(out["Delta_i"]).sum() + abs(out["Delta"])
     assert_allclose(out["Delta_i"].sum(), -out["Delta"], rtol=RTOL, atol=1e-10 * scale)
     assert_allclose(out["Delta_i_neg"].sum(), out["Delta"], rtol=RTOL, atol=1e-10 * scale)
@@ -90,9 +129,11 @@ def test_uv_identities(case):
     assert np.all(pivots > 0)
 
 
-def test_uv_hand_example():
+def test_uv_hand_example(layer):
     """H = diag(2, 1): lam = (1, 2), Q = [e2, e1]; g = (1, 2), d = (-1/2, 0)."""
-    out = uv_quantities(np.array([1.0, 2.0]), np.array([-0.5, 0.0]), np.diag([2.0, 1.0]))
+    out = est(layer, "uv_quantities")(
+        np.array([1.0, 2.0]), np.array([-0.5, 0.0]), np.diag([2.0, 1.0])
+    )
     assert_allclose(out["lam"], [1.0, 2.0], rtol=RTOL, atol=ATOL)
     assert_allclose(out["Q"], [[0.0, 1.0], [1.0, 0.0]], rtol=RTOL, atol=ATOL)
     assert_allclose(out["g_hat"], [2.0, 1.0], rtol=RTOL, atol=ATOL)
@@ -105,10 +146,11 @@ def test_uv_hand_example():
 
 
 @given(st.integers(1, 8), SEEDS)
-def test_uv_delta_is_the_decrease_of_a_quadratic(n, seed):
+def test_uv_delta_is_the_decrease_of_a_quadratic(layer, n, seed):
     """For f(t) = 1/2 t^T H t + b^T t the expansion is exact: Delta = f(theta) - f(theta + d).
 
     f0 - f1 cancels: its rounding is eps * (|f0| + |f1|), so atol is 1e-12 times that scale.
+    f0 is given as a layer scalar (0-dim array/tensor), f1 as a Python float.
     """
     rng = np.random.default_rng(seed)
     H, b, theta, d = random_symmetric(n, rng), *rng.standard_normal((3, n))
@@ -116,19 +158,21 @@ def test_uv_delta_is_the_decrease_of_a_quadratic(n, seed):
     def f(t):
         return 0.5 * t @ H @ t + b @ t
 
-    out = uv_quantities(H @ theta + b, d, H, f0=f(theta), f1=f(theta + d))
-    scale = abs(f(theta)) + abs(f(theta + d))
-    assert_allclose(out["actual_decrease"], f(theta) - f(theta + d), rtol=0, atol=0)
+    f0, f1 = f(theta), f(theta + d)
+    out = est(layer, "uv_quantities")(H @ theta + b, d, H, f0=np.asarray(f0), f1=float(f1))
+    scale = abs(f0) + abs(f1)
+    assert_allclose(out["actual_decrease"], f0 - f1, rtol=0, atol=0)
     assert_allclose(out["Delta"], out["actual_decrease"], rtol=RTOL, atol=1e-12 * scale)
 
 
 @given(st.integers(1, 8), SEEDS)
-def test_uv_noise_exact(n, seed):
+def test_uv_noise_exact(layer, n, seed):
     """Sigma_dxi = A Sigma_b A^T; N_b = 1/2 sum_i lam_i E||d_xi_i||^2 (d^T H d = sum lam_i
     (e_i^T d)^2); with A = Sigma_b = I, N_b = tr(H)/2 (E[x^T H x] = tr(H Cov x), zero mean)."""
     rng = np.random.default_rng(seed)
     H, A, L = random_symmetric(n, rng), rng.standard_normal((n, n)), rng.standard_normal((n, n))
     g, d = rng.standard_normal((2, n))
+    uv_quantities = est(layer, "uv_quantities")
     out = uv_quantities(g, d, H, A=A, Sigma_b=L @ L.T)
     assert_allclose(out["Sigma_dxi"], A @ L @ L.T @ A.T, rtol=RTOL, atol=1e-12 * np.abs(A).max())
     assert np.all(out["d_xi_i"] >= 0)
@@ -139,7 +183,7 @@ def test_uv_noise_exact(n, seed):
     assert_allclose(identity["d_xi_i"], np.ones(n), rtol=RTOL, atol=ATOL)
 
 
-def test_uv_noise_monte_carlo_within_ci():
+def test_uv_noise_monte_carlo_within_ci(layer):
     """N_b and E||d_xi_i||^2 from Gaussian draws xi_b ~ N(0, Sigma_b) (seed 20240601, K = 20000)
     agree with the exact values within z_{alpha/2} standard errors (Bonferroni over n)."""
     rng = np.random.default_rng(20240601)
@@ -147,13 +191,40 @@ def test_uv_noise_monte_carlo_within_ci():
     H, A, L = random_symmetric(n, rng), rng.standard_normal((n, n)), rng.standard_normal((n, n))
     xi = rng.standard_normal((K, n)) @ L.T
     g, d = rng.standard_normal((2, n))
-    out = uv_quantities(g, d, H, A=A, Sigma_b=L @ L.T, xi=xi)
+    out = est(layer, "uv_quantities")(g, d, H, A=A, Sigma_b=L @ L.T, xi=xi)
     within_ci(out["N_b_mc"], out["N_b_mc_se"], out["N_b"])
     within_ci(out["d_xi_i_mc"], out["d_xi_i_mc_se"], out["d_xi_i"])
     D = xi @ A.T
     assert_allclose(out["Sigma_dxi_mc"], D.T @ D / K, rtol=RTOL, atol=ATOL)
-    assert_allclose(out["N_b_mc"], 0.5 * np.trace(H @ out["Sigma_dxi_mc"]), rtol=RTOL)
-    assert_allclose(out["d_xi_i_mc"], np.diag(out["Q"].T @ out["Sigma_dxi_mc"] @ out["Q"]))
+    assert_allclose(out["N_b_mc"], 0.5 * np.trace(H @ out["Sigma_dxi_mc"]), rtol=RTOL, atol=0)
+    expected = np.diag(out["Q"].T @ out["Sigma_dxi_mc"] @ out["Q"])
+    assert_allclose(out["d_xi_i_mc"], expected, rtol=RTOL, atol=0)
+
+
+def test_uv_float32_follows_float64(torch_layer):
+    """Eigenvalues 1..n (gap 1, ||H|| = n) keep eigenvectors well conditioned, so float32
+    results stay within ~1e3 float32 epsilons (1e-4 relative) of the float64 run."""
+    uv_quantities = torch_layer.module(MODULES["uv_quantities"]).uv_quantities
+    rng = np.random.default_rng(3)
+    n, K = 6, 500
+    Q = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    H = (Q * np.arange(1.0, n + 1)) @ Q.T
+    inputs = {"g": rng.standard_normal(n), "d": rng.standard_normal(n), "H": H,
+              "A": rng.standard_normal((n, n)), "Sigma_b": np.eye(n),
+              "xi": rng.standard_normal((K, n))}
+    inputs = {k: torch.tensor(v, dtype=F64) for k, v in inputs.items()} | {"f0": 1.5, "f1": 0.5}
+    out64 = uv_quantities(**inputs)
+    out32 = uv_quantities(**{k: v.float() if torch.is_tensor(v) else v for k, v in inputs.items()})
+    assert_follows_float64(out32, out64, rtol=1e-4)
+
+
+def test_uv_float32_tolerates_float32_asymmetry(torch_layer):
+    """A product computed in float32 is symmetric only to float32 rounding; it is accepted."""
+    uv_quantities = torch_layer.module(MODULES["uv_quantities"]).uv_quantities
+    M = torch.tensor(np.random.default_rng(4).standard_normal((8, 8)), dtype=F32)
+    H = M @ M.T + 1e-7 * torch.triu(torch.ones(8, 8))
+    out = uv_quantities(torch.ones(8), torch.ones(8), H)
+    assert out["lam"].dtype == F32
 
 
 @pytest.mark.parametrize(
@@ -173,18 +244,25 @@ def test_uv_noise_monte_carlo_within_ci():
         ({"A": np.eye(3), "xi": np.ones((4, 2))}, ValueError, r"A must have shape \(2, 2\)"),
     ],
 )
-def test_uv_errors(change, error, match):
+def test_uv_errors(layer, change, error, match):
     inputs = {"g": np.ones(2), "d": np.ones(2), "H": np.eye(2), **change}
     with pytest.raises(error, match=match):
-        uv_quantities(inputs.pop("g"), inputs.pop("d"), inputs.pop("H"), **inputs)
+        est(layer, "uv_quantities")(inputs.pop("g"), inputs.pop("d"), inputs.pop("H"), **inputs)
+
+
+def test_uv_rejects_non_tensors(torch_layer):
+    uv_quantities = torch_layer.module(MODULES["uv_quantities"]).uv_quantities
+    with pytest.raises(TypeError, match="g must be a floating-point torch.Tensor"):
+        uv_quantities([1.0, 1.0], torch.ones(2), torch.eye(2))
 
 
 # ---------------------------------------------------------------- est:grad_noise
 
 
 @given(st.integers(1, 6), st.integers(1, 8), SEEDS)
-def test_grad_noise_data_labels(N, P, seed):
+def test_grad_noise_data_labels(layer, N, P, seed):
     """PSD, rank <= N - 1, trace = mean ||xi_n||^2, and np.cov as the dense ground truth."""
+    grad_noise = est(layer, "grad_noise")
     G = np.random.default_rng(seed).standard_normal((N, P))
     out = grad_noise(G)
     Sigma = out["Sigma"]
@@ -202,9 +280,10 @@ def test_grad_noise_data_labels(N, P, seed):
 
 
 @given(st.integers(1, 5), st.integers(1, 4), st.integers(1, 4), SEEDS)
-def test_grad_noise_model_labels(N, C, P, seed):
+def test_grad_noise_model_labels(layer, N, C, P, seed):
     """Sigma^model is the covariance of the mixture over (n, c) with weights p[n, c]/N (np.cov
     with aweights); one-hot p gives the data-label result at the chosen labels."""
+    grad_noise = est(layer, "grad_noise")
     rng = np.random.default_rng(seed)
     G, p = random_law(N, C, P, rng)
     out = grad_noise(G, p, labels="model")
@@ -229,15 +308,25 @@ def softmax_per_label_gradients(N: int, C: int, d: int, rng: np.random.Generator
     return np.einsum("nca,nb->ncab", s, h).reshape(N, C, C * d), p, h
 
 
-def test_grad_noise_model_labels_is_the_true_fisher_for_softmax():
+def test_grad_noise_model_labels_is_the_true_fisher_for_softmax(layer):
     """The score has mean zero under the model, so Sigma^model = F, which for softmax regression
     is mean_n (diag(p_n) - p_n p_n^T) kron h_n h_n^T (row-major vec of W)."""
     G, p, h = softmax_per_label_gradients(5, 3, 2, np.random.default_rng(7))
-    out = grad_noise(G, p, labels="model")
+    out = est(layer, "grad_noise")(G, p, labels="model")
     Lam = np.einsum("na,ab->nab", p, np.eye(3)) - np.einsum("na,nb->nab", p, p)
     F = np.mean([np.kron(L, np.outer(x, x)) for L, x in zip(Lam, h, strict=True)], axis=0)
     assert_allclose(out["g"], np.zeros(6), atol=ATOL)
     assert_allclose(out["Sigma"], F, rtol=RTOL, atol=ATOL)
+
+
+def test_grad_noise_float32_follows_float64(torch_layer):
+    """float32 sums of N = 6 products: within 1e-5 relative (~100 float32 epsilons)."""
+    grad_noise = torch_layer.module(MODULES["grad_noise"]).grad_noise
+    G, p = (torch.tensor(a, dtype=F64) for a in random_law(6, 3, 4, np.random.default_rng(8)))
+    for labels, args in (("data", (G[:, 0], None)), ("model", (G, p))):
+        out64 = grad_noise(*args, labels=labels)
+        out32 = grad_noise(*(a if a is None else a.float() for a in args), labels=labels)
+        assert_follows_float64(out32, out64, rtol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -254,16 +343,22 @@ def test_grad_noise_model_labels_is_the_true_fisher_for_softmax():
         (np.array([[np.nan, 1.0]]), None, {}, "G contains non-finite"),
     ],
 )
-def test_grad_noise_errors(G, p, options, match):
+def test_grad_noise_errors(layer, G, p, options, match):
     with pytest.raises(ValueError, match=match):
-        grad_noise(G, p, **options)
+        est(layer, "grad_noise")(G, p, **options)
+
+
+def test_grad_noise_rejects_non_tensors(torch_layer):
+    grad_noise = torch_layer.module(MODULES["grad_noise"]).grad_noise
+    with pytest.raises(TypeError, match="G must be a floating-point torch.Tensor"):
+        grad_noise([[1.0, 2.0]])
 
 
 # ---------------------------------------------------------------- est:minibatch_moments
 
 
 @given(st.integers(2, 7), st.integers(1, 7), st.integers(1, 3), SEEDS)
-def test_minibatch_exact_matches_textbook_variances(N, B, P, seed):
+def test_minibatch_exact_matches_textbook_variances(layer, N, B, P, seed):
     """Textbook facts used as test oracles only: the mean of B i.i.d. draws has covariance
     Sigma/B; a mean of B draws without replacement has (Sigma/B)(N - B)/(N - 1), Sigma the
     population covariance (1/N). Both sampling schemes are unbiased for g."""
@@ -271,7 +366,7 @@ def test_minibatch_exact_matches_textbook_variances(N, B, P, seed):
     g, Sigma = G.mean(axis=0), np.atleast_2d(np.cov(G.T, bias=True))
     factor = {"with_replacement": 1.0, "without_replacement": (N - B) / (N - 1)}
     for sampling in SAMPLINGS if B <= N else SAMPLINGS[:1]:
-        out = minibatch_moments(G, B=B, sampling=sampling)
+        out = est(layer, "minibatch_moments")(G, B=B, sampling=sampling)
         assert_allclose(out["mean"], g, rtol=RTOL, atol=ATOL)
         assert_allclose(out["g"], g, rtol=RTOL, atol=ATOL)
         assert_allclose(out["cov"], Sigma / B * factor[sampling], rtol=RTOL, atol=ATOL)
@@ -280,12 +375,12 @@ def test_minibatch_exact_matches_textbook_variances(N, B, P, seed):
 
 
 @given(st.integers(1, 5), st.integers(1, 3), st.integers(1, 5), SEEDS)
-def test_minibatch_model_labels_with_replacement_is_iid(N, C, B, seed):
+def test_minibatch_model_labels_with_replacement_is_iid(layer, N, C, B, seed):
     """With replacement and model labels a batch is B i.i.d. draws of the (n, y) mixture, so
     Cov[g_b] = Sigma^model / B (the textbook variance of a mean, as above)."""
     G, p = random_law(N, C, 2, np.random.default_rng(seed))
-    out = minibatch_moments(G, p, B=B, labels="model", sampling="with_replacement")
-    noise = grad_noise(G, p, labels="model")
+    out = est(layer, "minibatch_moments")(G, p, B=B, labels="model", sampling="with_replacement")
+    noise = est(layer, "grad_noise")(G, p, labels="model")
     assert_allclose(out["mean"], noise["g"], rtol=RTOL, atol=ATOL)
     assert_allclose(out["cov"], noise["Sigma"] / B, rtol=RTOL, atol=ATOL)
 
@@ -310,24 +405,25 @@ def brute_force(G, p, B, sampling):
 
 @pytest.mark.parametrize("sampling", SAMPLINGS)
 @pytest.mark.parametrize("B", [1, 2, 3])
-def test_minibatch_model_labels_vs_brute_force(sampling, B):
+def test_minibatch_model_labels_vs_brute_force(layer, sampling, B):
     """Exact enumeration (multisets with multinomial weights, label expectation in closed
     form given the batch) equals brute force over ordered tuples x label vectors."""
     G, p = random_law(3, 2, 2, np.random.default_rng(11 + B))
-    out = minibatch_moments(G, p, B=B, labels="model", sampling=sampling)
+    out = est(layer, "minibatch_moments")(G, p, B=B, labels="model", sampling=sampling)
     mean, second = brute_force(G, p, B, sampling)
     assert_allclose(out["mean"], mean, rtol=RTOL, atol=ATOL)
     assert_allclose(out["second_moment"], second, rtol=RTOL, atol=ATOL)
     assert_allclose(out["cov"], second - np.outer(mean, mean), rtol=RTOL, atol=ATOL)
-    fisher = fisher_batch(G, p, labels="model", B=B, sampling=sampling)
+    fisher = est(layer, "fisher_batch")(G, p, labels="model", B=B, sampling=sampling)
     assert_allclose(fisher["F_b"], second, rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("sampling", SAMPLINGS)
 @pytest.mark.parametrize("labels", ["data", "model"])
-def test_minibatch_monte_carlo_within_ci(sampling, labels):
+def test_minibatch_monte_carlo_within_ci(layer, sampling, labels):
     """Brute-force MC from draws made here (seed 314159, K = 4000) agrees with the exact
     enumeration within z_{alpha/2} standard errors, Bonferroni over every entry."""
+    minibatch_moments = est(layer, "minibatch_moments")
     rng = np.random.default_rng(314159)
     N, B, K = 6, 3, 4000
     G, p = random_law(N, 3, 3, rng)
@@ -351,23 +447,50 @@ def test_minibatch_monte_carlo_within_ci(sampling, labels):
     assert_allclose(mc["cov"], np.cov(g_b.T), rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("mode", ["exact", "mc"])
+def test_minibatch_float32_follows_float64(torch_layer, mode):
+    """float32 weighted sums over <= 56 batches (or K = 50 draws): within 1e-5 relative."""
+    minibatch_moments = torch_layer.module(MODULES["minibatch_moments"]).minibatch_moments
+    rng = np.random.default_rng(9)
+    G, p = random_law(8, 3, 3, rng)
+    indices = sample_indices(8, 3, 50, "with_replacement", rng)
+    draws = {"indices": torch.as_tensor(indices),
+             "y": torch.as_tensor(sample_labels(p[indices], rng))} if mode == "mc" else {}
+    G, p = torch.tensor(G, dtype=F64), torch.tensor(p, dtype=F64)
+    options = {"B": 3, "labels": "model", "sampling": "with_replacement", "mode": mode, **draws}
+    out64 = minibatch_moments(G, p, **options)
+    out32 = minibatch_moments(G.float(), p.float(), **options)
+    assert_follows_float64(out32, out64, rtol=1e-5)
+
+
 # ---------------------------------------------------------------- est:fisher_batch
 
 
 @pytest.mark.parametrize("N", [1, 2, 5])
-def test_fisher_batch_full_batch_is_the_outer_product(N):
-    """B = N without replacement: the only batch is everything, F_tilde_b = gbar gbar^T."""
+def test_fisher_batch_full_batch_is_the_outer_product(typed_layer, N):
+    """B = N without replacement: the only batch is everything, F_tilde_b = gbar gbar^T
+    (float32: the same float32 operations up to summation order, 1e-6 relative)."""
+    layer = typed_layer
     G = np.random.default_rng(N).standard_normal((N, 4))
+    fisher_batch = layer.module(MODULES["fisher_batch"]).fisher_batch
+    raw = fisher_batch(layer.to_layer(G), labels="data", B=N, sampling="without_replacement")
+    assert list(raw) == ["F_tilde_b"]
+    G = layer.to_numpy(layer.to_layer(G))  # rounded to the layer's dtype
     gbar = G.mean(axis=0)
-    out = fisher_batch(G, labels="data", B=N, sampling="without_replacement")
-    assert list(out) == ["F_tilde_b"]
-    assert_allclose(out["F_tilde_b"], np.outer(gbar, gbar), rtol=RTOL, atol=ATOL)
+    if layer.dtype == "float64":
+        assert_allclose(layer.to_numpy(raw["F_tilde_b"]), np.outer(gbar, gbar), rtol=RTOL,
+                        atol=ATOL)
+    else:
+        assert raw["F_tilde_b"].dtype == F32
+        assert_allclose(layer.to_numpy(raw["F_tilde_b"]), np.outer(gbar, gbar), rtol=1e-6,
+                        atol=1e-6 * np.abs(gbar).max())
 
 
 @pytest.mark.parametrize("sampling", SAMPLINGS)
-def test_fisher_batch_of_one_is_the_per_sample_fisher(sampling):
+def test_fisher_batch_of_one_is_the_per_sample_fisher(layer, sampling):
     """B = 1: F_tilde_b = (1/N) sum_n g_n g_n^T (empirical Fisher) and F_b = (1/N) sum_n
     sum_c p_nc G_nc G_nc^T (true Fisher by exact label enumeration)."""
+    fisher_batch = est(layer, "fisher_batch")
     G, p = random_law(4, 3, 3, np.random.default_rng(5))
     F = np.einsum("nc,ncp,ncq->pq", p, G, G) / 4
     F_b = fisher_batch(G, p, labels="model", B=1, sampling=sampling)["F_b"]
@@ -376,9 +499,9 @@ def test_fisher_batch_of_one_is_the_per_sample_fisher(sampling):
     assert_allclose(F_tilde_b, G[:, 0].T @ G[:, 0] / 4, rtol=RTOL, atol=ATOL)
 
 
-def test_fisher_batch_needs_labels():
+def test_fisher_batch_needs_labels(layer):
     with pytest.raises(TypeError, match="labels"):
-        fisher_batch(np.ones((2, 2)), B=1)
+        est(layer, "fisher_batch")(np.ones((2, 2)), B=1)
 
 
 # ---------------------------------------------------------------- errors and registry
@@ -411,19 +534,21 @@ G_DATA = np.arange(8.0).reshape(4, 2)
         ),
     ],
 )
-def test_minibatch_errors(options, error, match):
+def test_minibatch_errors(layer, options, error, match):
     with pytest.raises(error, match=match):
-        minibatch_moments(G_DATA, **options)
+        est(layer, "minibatch_moments")(G_DATA, **options)
 
 
-def test_minibatch_too_many_batches_names_n_b_and_count():
+def test_minibatch_too_many_batches_names_n_b_and_count(layer):
+    minibatch_moments = est(layer, "minibatch_moments")
     with pytest.raises(ValueError, match=r"155117520 batches \(N=30, B=15"):
         minibatch_moments(np.ones((30, 1)), B=15)
     with pytest.raises(ValueError, match=r"\(N=30, B=15, sampling='with_replacement'\)"):
         minibatch_moments(np.ones((30, 1)), B=15, sampling="with_replacement")
 
 
-def test_minibatch_model_labels_mc_needs_labels_in_range():
+def test_minibatch_model_labels_mc_needs_labels_in_range(layer):
+    minibatch_moments = est(layer, "minibatch_moments")
     G, p = random_law(3, 2, 2, np.random.default_rng(0))
     draws = {"B": 1, "labels": "model", "mode": "mc", "indices": [[0], [1]]}
     with pytest.raises(ValueError, match="y, the sampled labels"):
@@ -432,7 +557,8 @@ def test_minibatch_model_labels_mc_needs_labels_in_range():
         minibatch_moments(G, p, **draws, y=[[0], [2]])
 
 
-def test_registry_entries_and_defaults():
+def test_registry_entries_and_defaults(layer):
+    REGISTRY, get = layer.estimators.REGISTRY, layer.estimators.get
     assert {"est:uv_quantities", "est:grad_noise", "est:minibatch_moments"} <= set(REGISTRY)
     assert dict(get("est:grad_noise").options) == {"labels": "data", "ddof": 0}
     assert dict(get("est:minibatch_moments").options) == {
@@ -446,5 +572,7 @@ def test_registry_entries_and_defaults():
         "max_batches": 200_000,
     }
     assert dict(get("est:uv_quantities").options) == {}
-    via_registry = get("est:minibatch_moments")(G_DATA, B=2)
-    assert_allclose(via_registry["cov"], minibatch_moments(G_DATA, B=2)["cov"], rtol=0, atol=0)
+    G = layer.to_layer(G_DATA)
+    via_registry = layer.to_numpy(get("est:minibatch_moments")(G, B=2))
+    direct = est(layer, "minibatch_moments")(G_DATA, B=2)
+    assert_allclose(via_registry["cov"], direct["cov"], rtol=0, atol=0)
