@@ -1,5 +1,8 @@
 """Hypothesis profiles: ``dev`` (fast), ``ci`` (``nox -s tests``), ``thorough`` (``nox -s verify``).
 
+``ci`` is derandomized (the same cases on every run, so a CI verdict is reproducible from the
+commit alone); ``dev`` and ``thorough`` draw fresh cases each run and print the blob to replay.
+
 Selected by the environment variable ``HYPOTHESIS_PROFILE`` (default ``dev``). The example
 budget of every cross-check and audit comes from the active profile.
 """
@@ -18,6 +21,7 @@ def register() -> None:
         settings.register_profile(
             name,
             max_examples=examples,
+            derandomize=name == "ci",
             deadline=None,
             print_blob=True,
             verbosity=Verbosity.normal,
