@@ -1,6 +1,6 @@
 """Sessions: ``tests`` (pytest, Hypothesis profile ``ci``), ``verify`` (the full sweep,
-profile ``thorough``), ``lint`` (ruff). Every session installs with ``constraints.txt``,
-which pins the local CPU build of torch."""
+profile ``thorough``), ``lint`` (ruff), ``bench`` (the estimator benchmark, not run by default).
+Every session installs with ``constraints.txt``, which pins the local CPU build of torch."""
 
 from __future__ import annotations
 
@@ -44,6 +44,22 @@ def verify(session: nox.Session) -> None:
         "report",
         *session.posargs,
         env={"HYPOTHESIS_PROFILE": "thorough", "OMP_NUM_THREADS": "2"},
+    )
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Time the curvature estimators against one backward (CPU, and the GPU when present),
+    write reports/bench/; options after ``--`` go to ``python -m verify bench estimators``."""
+    _install(session)
+    session.run(
+        "python",
+        "-m",
+        "verify",
+        "bench",
+        "estimators",
+        *session.posargs,
+        env={"OMP_NUM_THREADS": "2"},
     )
 
 

@@ -24,6 +24,13 @@ from verify.crosscheck.compare import relative_error
 RTOL = 1e-10
 # make() keyword arguments of small instances (P <= ~150; prob:W1 has its fixed P = 3466).
 SMALL: dict[str, list[dict[str, Any]]] = {
+    "prob:W8": [{"n_samples": 3}],
+    "prob:W2": [
+        {"n_samples": 3, "width": 0.125, "size": 8, "classes": 3, "bn_mode": "eval"},
+        {"n_samples": 3, "width": 0.125, "size": 8, "classes": 3, "variant": "dw",
+         "bn_mode": "eval"},
+    ],
+    "prob:synth_images": [{"n_samples": 4, "classes": 3, "size": 8}],
     "prob:quad": [
         {"n": 6},
         {"n": 5, "family": "indefinite", "halved": False},

@@ -1,9 +1,12 @@
-"""The command line: ``python -m verify {crosscheck,audit,report} [--ids GLOB] [--json PATH]``.
+"""The command line: ``python -m verify {crosscheck,audit,report} [--ids GLOB] [--json PATH]``
+and ``python -m verify bench SUITE [--out DIR] [--threads N] [--quick] [--device D]``.
 
 - ``crosscheck``: reference vs torch mirror for every matching rule, estimator and problem,
   in float64 and float32; ``--case JSON`` replays one (shrunk) case.
 - ``audit``: every matching claim, with verdict and evidence.
 - ``report``: both, then ``reports/verify/results.json``, ``summary.md`` and plots.
+- ``bench``: a benchmark suite of `verify.bench` (``estimators``): a ratio table, JSON and a
+  plot under ``reports/bench/``.
 
 The example budget comes from the Hypothesis profile (``HYPOTHESIS_PROFILE``: dev, ci,
 thorough) unless ``--examples`` is given. Exit status 1 when a cross-check fails or a
@@ -22,8 +25,10 @@ from typing import Any
 import torch
 
 from verify import profiles
+from verify.bench import SUITES
 
 DEFAULT_OUT = Path("reports/verify")
+BENCH_OUT = Path("reports/bench")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +56,30 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--dtype", choices=["float64", "float32", "both"], default="both")
     sub.choices["crosscheck"].add_argument("--case", type=json.loads, help="replay one case (JSON)")
     sub.choices["report"].add_argument("--out", type=Path, default=DEFAULT_OUT)
+    _bench_parser(sub)
     return parser
+
+
+def _bench_parser(sub: Any) -> None:
+    p = sub.add_parser("bench", help="a benchmark suite: ratio table, JSON and plot")
+    p.set_defaults(command=_bench, examples=None)
+    p.add_argument("suite", choices=sorted(SUITES), help="the suite to run")
+    p.add_argument("--out", type=Path, default=BENCH_OUT, help=f"default {BENCH_OUT}")
+    p.add_argument("--threads", type=_positive, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--quick", action="store_true", help="fewer repeats, batch 32 only")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: the CPU, and the GPU when CUDA is available")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
+def _bench(args: argparse.Namespace, examples: int) -> int:
+    return SUITES[args.suite](args.out, args.threads, args.quick, args.device)
 
 
 def _dtypes(args: argparse.Namespace) -> tuple[str, ...]:

@@ -13,6 +13,12 @@ import numpy as np  # noqa: E402
 
 import reference  # noqa: E402
 from reference.oracle import Oracle  # noqa: E402
+from verify.audits.thesis_diagnostics import (  # noqa: E402
+    factor_heatmaps,
+    fft_figure,
+    gershgorin_figure,
+    spectra_figure,
+)
 from verify.audits.thesis_first_order import acceleration_figure  # noqa: E402
 
 # One ill-conditioned problem for the per-eigendirection picture: n = 12, kappa = 1e6.
@@ -27,6 +33,10 @@ def write_all(out: Path, checks: list[dict[str, Any]], claims: list[dict[str, An
         _save(claim_discrepancies(claims), out / "claim_discrepancies.png"),
         _save(rosenbrock_paths(), out / "rosenbrock_paths.png"),
         _save(acceleration_figure(claims), out / "iterations_vs_condition.png"),
+        _save(gershgorin_figure(claims), out / "diag_gershgorin.png"),
+        _save(factor_heatmaps(claims), out / "diag_factor_heatmaps.png"),
+        _save(fft_figure(claims), out / "diag_fft.png"),
+        _save(spectra_figure(claims), out / "diag_spectra.png"),
     ]
 
 

@@ -6,7 +6,9 @@ Importing a module registers its entries.
 from reference.problems import (
     classic,  # noqa: F401
     classification,  # noqa: F401
+    convolutional,  # noqa: F401
     network,  # noqa: F401
+    normalization,  # noqa: F401
     online,  # noqa: F401
     quadratic,  # noqa: F401
 )

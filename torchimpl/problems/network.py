@@ -88,9 +88,8 @@ def _ce_value(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     d_k + log1p(sum_{c != k} e^{d_c - d_k}) with k = argmax d: no cancellation when the loss
     is small (logsumexp(z) - z_y loses ~eps/loss relative accuracy there)."""
     d = z - z.gather(-1, y.unsqueeze(-1))
-    k = d.argmax(-1, keepdim=True)
-    top = d.gather(-1, k)
-    others = torch.where(torch.arange(d.shape[-1], device=d.device) == k, 0, torch.exp(d - top))
+    top, k = d.max(-1, keepdim=True)
+    others = torch.exp(d - top).scatter(-1, k, 0.0)
     return (top + torch.log1p(others.sum(-1, keepdim=True))).squeeze(-1)
 
 
@@ -328,6 +327,17 @@ class FeedForward(SampleProblem):
         """y_n ~ p_theta(. | x_n) for the batch, in the layout of the data labels."""
         z = self._outputs(params, self._samples(batch)[0])
         return self.likelihood.draw(z, generator, 1)[0].to(self.y.dtype)
+
+    def as_model(self, batch: Batch = None):
+        """The module on this batch's inputs and labels, a ``torchimpl.curvature.ModelBatch``
+        for the curvature engine (which takes no ridge term: l2 must be 0)."""
+        from torchimpl.curvature.model import ModelBatch  # the engine imports this module
+
+        if self.l2:
+            raise ValueError(f"as_model: the curvature engine has no ridge term; l2 = {self.l2}"
+                             " must be 0")
+        x, y = self._samples(batch)
+        return ModelBatch(self.module, x, y, self.loss_name, self.reduction)
 
     def layer_stats(self, params: Tree, batch: Batch = None) -> list[dict[str, torch.Tensor]]:
         """Per Linear layer: h_bar = [h, 1] (B, in+1; h alone without bias), a (B, out), and

@@ -15,6 +15,10 @@ MODULES = (
     "verify.audits.survey_second_order",
     "verify.audits.thesis_first_order",
     "verify.audits.thesis_zeroth_order",
+    "verify.audits.thesis_curvature",
+    "verify.audits.thesis_factors",
+    "verify.audits.thesis_diagnostics",
+    "verify.audits.sassha_curvature",
 )
 
 REGISTRY: Registry[Claim] = Registry("claim")

@@ -34,6 +34,7 @@ import torch
 from hypothesis import strategies as st
 
 from reference.oracle import probe
+from verify.crosscheck import est_conv, est_factors, est_landscape, est_models, est_stochastic
 from verify.crosscheck.compare import relative_error
 from verify.crosscheck.engine import Case, Mirror
 from verify.crosscheck.tolerance import floor, spectral
@@ -41,6 +42,8 @@ from verify.strategies import SEEDS, build_curvature, curvature_cases, noise_cas
 
 
 def mirror(key: str, ref_entry: Any) -> Mirror | None:
+    if key in GROUP_MIRRORS:
+        return GROUP_MIRRORS[key]
     if key in ZO_KINDS:
         return Mirror("estimator", lambda dtype: _zo_cases(key, dtype),
                       lambda r, t, c, d: _zo_run(key, r, t, c, d), ZO_NOTE)
@@ -202,4 +205,10 @@ INPUTS: dict[str, tuple[Callable[[str], st.SearchStrategy], Callable]] = {
         key: (lambda dtype, key=key: noise_cases(key), _noise_inputs(key))
         for key in ("est:grad_noise", "est:minibatch_moments", "est:fisher_batch")
     },
+}
+
+# The estimator groups of INVENTORY §3.2-§3.8 keep their cross-checks in their own modules.
+GROUP_MIRRORS: dict[str, Mirror] = {
+    **est_factors.MIRRORS, **est_stochastic.MIRRORS, **est_models.MIRRORS, **est_conv.MIRRORS,
+    **est_landscape.MIRRORS,
 }

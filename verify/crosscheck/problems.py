@@ -35,7 +35,8 @@ from verify.crosscheck.engine import EPS32, Case, Mirror
 from verify.crosscheck.tolerance import floor
 from verify.strategies import PROBLEM_OPTIONS, SEEDS
 
-EXPENSIVE = {"prob:W1": 2}  # the same FeedForward as prob:mlp, at 3,466 parameters
+# Workload-sized problems: at most this many cases, (cap, parameter count) for the note.
+EXPENSIVE = {"prob:W1": (2, "3,466"), "prob:W8": (2, "4,794"), "prob:W2": (5, "<= 1,039")}
 
 QUANTITIES: dict[str, Callable[[Any, Any, Any, Any], Any]] = {
     "loss": lambda p, x, b, v: p.loss(x, b),
@@ -66,9 +67,11 @@ def mirror(key: str, ref_entry: Any) -> Mirror | None:
             }
         )
 
-    cap = EXPENSIVE.get(key)
-    note = f"at most {cap} case(s) per run: {cap and 'dense quantities over 3,466 parameters'}"
-    return Mirror("problem", cases, run, note if cap else "", cap)
+    if key not in EXPENSIVE:
+        return Mirror("problem", cases, run)
+    cap, size = EXPENSIVE[key]
+    note = f"at most {cap} case(s) per run: dense quantities over {size} parameters"
+    return Mirror("problem", cases, run, note, cap)
 
 
 def build(ref_entry: Any, case: Case) -> tuple[Any, dict[str, np.ndarray], np.ndarray | None, dict]:
@@ -137,7 +140,10 @@ def saturation(problem: Any, params: dict[str, np.ndarray], batch: np.ndarray | 
         return 1.0
     worst = 1.0
     for layer in stats[1:]:  # the inputs of layers 2.. are hidden-unit outputs
-        h = np.abs(layer["h_bar"][:, :-1]) if activation == "tanh" else layer["h_bar"][:, :-1]
+        if "h_bar" not in layer:  # a normalization layer: its input is a linear layer's output
+            continue
+        h = layer["h_bar"][..., :-1]
+        h = np.abs(h) if activation == "tanh" else h
         with np.errstate(divide="ignore"):
             ratio = h**2 / (1 - h**2) if activation == "tanh" else (
                 np.maximum(h, 1 - h) / np.minimum(h, 1 - h))

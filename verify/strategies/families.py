@@ -12,6 +12,8 @@ from verify.strategies import (
     first_order,
     meta,
     problems,
+    problems_conv,
+    problems_norm,
     second_order,
     zeroth_order,
 )
@@ -24,4 +26,6 @@ RULE_HYPER = {
 }
 # Per-ID strategies, for a name whose meaning differs between rules of one family.
 RULE_HYPER_BY_ID = {**second_order.HYPER_BY_ID}
-PROBLEM_OPTIONS = problems.PROBLEM_OPTIONS
+PROBLEM_OPTIONS = {
+    **problems.PROBLEM_OPTIONS, **problems_conv.PROBLEM_OPTIONS, **problems_norm.PROBLEM_OPTIONS
+}
