@@ -17,9 +17,10 @@ The per-sample gradient of a layer follows from its statistics (`grads_from_stat
 s h_bar^T (Linear), sum_t s_t h_bar_t^T (tokens, conv, per group), sum_t s_t ⊙ x_hat_t and
 sum_t s_t (norm scale and shift) (002 §2.1.4; Prop. A.0.1 proof).
 
-Per call: the summed loss is evaluated on the whole batch (`autodiff.summed_loss`); the
-module runs directly when ``params`` are its own parameters (`autodiff.direct`), else through
-``functional_call``; `records` holds the raw (h, a, s) that `fast` uses without the layouts.
+Per call: the summed loss is evaluated on the whole batch
+(`autodiff.summed_loss_for_derivatives`); the module runs directly when ``params`` are its own
+parameters (`autodiff.direct`), else through ``functional_call``; `records` holds the raw
+(h, a, s) that `fast` uses without the layouts.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from torchimpl.curvature.autodiff import (
     coupling_error,
     direct,
     outputs,
-    summed_loss,
+    summed_loss_for_derivatives,
 )
 from torchimpl.curvature.model import ModelBatch
 from torchimpl.tree import Tree
@@ -109,7 +110,7 @@ def records(params: Tree, mb: ModelBatch, y: torch.Tensor | None = None,
     handles = [m.register_forward_hook(record(n)) for n, m in modules]
     try:
         with torch.enable_grad():
-            total = summed_loss(mb, _forward(params, mb), y)
+            total = summed_loss_for_derivatives(mb, _forward(params, mb), y)
             total = total if seed == 1.0 else total * seed
     finally:
         for handle in handles:
