@@ -55,7 +55,6 @@ from reference.problems.network import (
     _augment,
     _choice,
     _labels,
-    _sandwich,
     _sq_norm,
 )
 from reference.problems.registry import REGISTRY
@@ -274,12 +273,6 @@ class NormNet(FeedForward):
         """Lambda_n = d^2 nll/dz^2 (B, K, K): diag(p) - p p^T (ce), I (mse_half), 2I (mse)."""
         theta, rows = self._theta(params), batch_rows(batch, self.num_samples())
         return self._out_hess(self._forward(self._leaves(theta), rows).z)
-
-    def ggn(self, params: Tree, batch=None) -> np.ndarray:
-        """G = scale * sum_n (J_n^T Lambda_n J_n + l2 I) (INVENTORY est:ggn)."""
-        J, Lam = self.jac_out(params, batch), self.out_hess(params, batch)
-        B, _, P = J.shape
-        return self._scale(B) * (_sandwich(J, Lam) + B * self.l2 * np.eye(P))
 
     def fisher_true(self, params: Tree, batch=None, mc_samples: int | None = None,
                     rng: np.random.Generator | None = None) -> np.ndarray:

@@ -31,11 +31,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, jacrev, vmap
+from torch.func import functional_call, grad, vmap
 
 from contract.specs.convolutional import (
     Activation,
@@ -48,14 +48,11 @@ from contract.specs.convolutional import (
 )
 from torchimpl.estimators.im2col import patches
 from torchimpl.problems.base import Batch
-from torchimpl.problems.functional import check_reduction, check_tree, flat_rows, to_tensor
+from torchimpl.problems.functional import check_reduction, check_tree, to_tensor
 from torchimpl.problems.network import ACTIVATIONS, LOSSES, FeedForward, _choice
-from torchimpl.problems.normalization import BN_MODES, PerSampleUndefinedError
+from torchimpl.problems.normalization import BN_MODES, CoupledBatch
 from torchimpl.problems.registry import REGISTRY
 from torchimpl.tree import Tree
-
-if TYPE_CHECKING:
-    from torchimpl.curvature.model import ModelBatch
 
 CONV_LOSSES = ("ce", "mse", "mse_half")
 PARAMETRISED = (nn.Conv2d, nn.Linear, nn.BatchNorm2d)
@@ -103,7 +100,7 @@ def _module(layer: Layer, bn_mode: str) -> nn.Module:
     return nn.Flatten()
 
 
-class ConvNet(FeedForward):
+class ConvNet(CoupledBatch, FeedForward):
     """A CNN with a likelihood loss on images X (N, C, H, W), labels y."""
 
     def __init__(
@@ -161,46 +158,6 @@ class ConvNet(FeedForward):
                 u = torch.rand(p.shape, generator=generator, dtype=p.dtype)
                 params[f"{i}.{name}"] = ((2 * u - 1) * bound).to(p.device)
         return params
-
-    def per_sample_losses(self, params: Tree, batch: Batch = None, labels: Any = None):
-        """l_n (B,) from one batched forward pass (train BN: the batch's statistics)."""
-        x, y = self._samples(batch, labels)
-        return vmap(self.likelihood.value)(self._outputs(params, x), y) + self._penalty(params)
-
-    def per_sample_grads(self, params: Tree, batch: Batch = None, labels: Any = None):
-        """g_n = dl_n/dtheta (B, P); raises `PerSampleUndefinedError` for train BN."""
-        self._per_sample("per_sample_grads")
-        return super().per_sample_grads(params, batch, labels)
-
-    def jac_out(self, params: Tree, batch: Batch = None) -> torch.Tensor:
-        """J_n = dz_n/dtheta (B, K, P); train BN: of the batch's outputs, jointly."""
-        if not self.coupled:
-            return super().jac_out(params, batch)
-        x = self._samples(batch)[0]
-        return flat_rows(jacrev(self._outputs)(check_tree(params, self.shapes, "params"), x), 2)
-
-    def fisher_true(self, params: Tree, batch: Batch = None, mc_samples: int | None = None,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
-        self._per_sample("fisher_true")
-        return super().fisher_true(params, batch, mc_samples, generator)
-
-    def fisher_emp(self, params: Tree, batch: Batch = None) -> torch.Tensor:
-        self._per_sample("fisher_emp")
-        return super().fisher_emp(params, batch)
-
-    def as_model(self, batch: Batch = None) -> ModelBatch:
-        """The module (eval mode for eval-mode BatchNorm) with the batch's images and labels;
-        raises `PerSampleUndefinedError` for train-mode BatchNorm and, as ``FeedForward``'s,
-        ValueError for l2 > 0."""
-        self._per_sample("as_model")
-        return super().as_model(batch)
-
-    def _per_sample(self, quantity: str) -> None:
-        if self.coupled:
-            raise PerSampleUndefinedError(
-                f"{self.id}: {quantity} is not defined with train-mode BatchNorm, whose batch "
-                "statistics couple the samples (INVENTORY est:per_sample_grads); use "
-                "bn_mode='eval'")
 
     def _outputs(self, params: Tree, x: torch.Tensor) -> torch.Tensor:
         """z for a batch (B, C, H, W), or for one image (C, H, W) as a batch of one."""

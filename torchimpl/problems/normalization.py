@@ -94,8 +94,59 @@ def build_module(D: int, C: int, K: int, norm: str, groups: int, bn_mode: str, e
     return module
 
 
-class NormNet(FeedForward):
+class CoupledBatch:
+    """Mixin for networks that may hold train-mode BatchNorm (``coupled``): per-sample losses
+    from one batched forward pass (train mode: the batch's statistics), and every per-sample
+    quantity raising `PerSampleUndefinedError` while the samples are coupled; ``jac_out`` is
+    then the Jacobian of the batch's outputs, jointly. Before ``FeedForward`` in the bases."""
+
+    COUPLED_HINT = "bn_mode='eval'"  # what to use instead, in the error message
+
+    def as_model(self, batch: Batch = None) -> ModelBatch:
+        """The module (eval mode for eval-mode BatchNorm) with the batch's inputs and labels,
+        for the curvature engine; raises `PerSampleUndefinedError` for train-mode BatchNorm
+        and, as ``FeedForward``'s, ValueError for l2 > 0."""
+        self._per_sample("as_model")
+        return super().as_model(batch)
+
+    def per_sample_losses(self, params: Tree, batch: Batch = None, labels: Any = None):
+        """l_n (B,) from one batched forward pass (train BN: the batch's statistics)."""
+        x, y = self._samples(batch, labels)
+        return vmap(self.likelihood.value)(self._outputs(params, x), y) + self._penalty(params)
+
+    def per_sample_grads(self, params: Tree, batch: Batch = None, labels: Any = None):
+        """g_n = dl_n/dtheta (B, P); raises `PerSampleUndefinedError` for train BN."""
+        self._per_sample("per_sample_grads")
+        return super().per_sample_grads(params, batch, labels)
+
+    def jac_out(self, params: Tree, batch: Batch = None) -> torch.Tensor:
+        """J_n = dz_n/dtheta (B, K, P); train BN: of the batch's outputs, jointly."""
+        if not self.coupled:
+            return super().jac_out(params, batch)
+        x = self._samples(batch)[0]
+        return flat_rows(jacrev(self._outputs)(check_tree(params, self.shapes, "params"), x), 2)
+
+    def fisher_true(self, params: Tree, batch: Batch = None, mc_samples: int | None = None,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+        self._per_sample("fisher_true")
+        return super().fisher_true(params, batch, mc_samples, generator)
+
+    def fisher_emp(self, params: Tree, batch: Batch = None) -> torch.Tensor:
+        self._per_sample("fisher_emp")
+        return super().fisher_emp(params, batch)
+
+    def _per_sample(self, quantity: str) -> None:
+        if self.coupled:
+            raise PerSampleUndefinedError(
+                f"{self.id}: {quantity} is not defined with train-mode BatchNorm, whose batch "
+                "statistics couple the samples (INVENTORY est:per_sample_grads); use "
+                f"{self.COUPLED_HINT}")
+
+
+class NormNet(CoupledBatch, FeedForward):
     """``prob:normnet``; the constructor arguments are ``reference``'s ``spec()``."""
+
+    COUPLED_HINT = "bn_mode='eval', layernorm or groupnorm"
 
     def __init__(
         self,
@@ -159,39 +210,6 @@ class NormNet(FeedForward):
         drawn.update({f"1.{k}": p.detach().clone() for k, p in self.module[1].named_parameters()})
         return {name: drawn[name] for name in self.shapes}
 
-    def as_model(self, batch: Batch = None) -> ModelBatch:
-        """The module (eval mode for eval-mode BatchNorm) with the batch's inputs (B, T, D) and
-        labels, for the curvature engine. Raises ValueError for train-mode BatchNorm
-        (per-sample quantities are undefined) and, as ``FeedForward``'s, for l2 > 0."""
-        self._per_sample("as_model")
-        return super().as_model(batch)
-
-    def per_sample_losses(self, params: Tree, batch: Batch = None, labels: Any = None):
-        """l_n (B,) from one batched forward pass (train BN: the batch's statistics)."""
-        x, y = self._samples(batch, labels)
-        return vmap(self.likelihood.value)(self._outputs(params, x), y) + self._penalty(params)
-
-    def per_sample_grads(self, params: Tree, batch: Batch = None, labels: Any = None):
-        """g_n = dl_n/dtheta (B, P); raises `PerSampleUndefinedError` for train BN."""
-        self._per_sample("per_sample_grads")
-        return super().per_sample_grads(params, batch, labels)
-
-    def jac_out(self, params: Tree, batch: Batch = None) -> torch.Tensor:
-        """J_n = dz_n/dtheta (B, K, P); train BN: of the batch's outputs, jointly."""
-        if not self.coupled:
-            return super().jac_out(params, batch)
-        x = self._samples(batch)[0]
-        return flat_rows(jacrev(self._outputs)(check_tree(params, self.shapes, "params"), x), 2)
-
-    def fisher_true(self, params: Tree, batch: Batch = None, mc_samples: int | None = None,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
-        self._per_sample("fisher_true")
-        return super().fisher_true(params, batch, mc_samples, generator)
-
-    def fisher_emp(self, params: Tree, batch: Batch = None) -> torch.Tensor:
-        self._per_sample("fisher_emp")
-        return super().fisher_emp(params, batch)
-
     def _hessian_chunk(self, batch: Batch) -> int:
         """Directions per HVP pass: at most HESSIAN_ENTRIES activations (directions x B T C)."""
         B, T = self._samples(batch)[0].shape[:2]
@@ -224,13 +242,6 @@ class NormNet(FeedForward):
         return [{"h_bar": _augment(x) if self.bias else x, "a": h, "s": s_h},
                 {"h": h, "x_hat": x_hat, "s": s_y},
                 {"h_bar": _augment(m), "a": z, "s": s_z}]
-
-    def _per_sample(self, quantity: str) -> None:
-        if self.coupled:
-            raise PerSampleUndefinedError(
-                f"{self.id}: {quantity} is not defined with train-mode BatchNorm, whose batch "
-                "statistics couple the samples (INVENTORY est:per_sample_grads); use "
-                "bn_mode='eval', layernorm or groupnorm")
 
 
 def _augment(h: torch.Tensor) -> torch.Tensor:
