@@ -36,7 +36,8 @@ from contract.specs.estimators import (
 from reference.estimators.registry import REGISTRY
 
 
-def _finite(name: str, x: object) -> np.ndarray:
+def finite(name: str, x: object) -> np.ndarray:
+    """``x`` as a float64 array, with a ValueError naming it when it holds NaN or inf."""
     array = np.asarray(x, dtype=np.float64)
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{name} contains non-finite values (NaN or inf)")
@@ -46,13 +47,13 @@ def _finite(name: str, x: object) -> np.ndarray:
 def _label_law(G: object, p: object, labels: str) -> tuple[np.ndarray, np.ndarray]:
     """``(G3, p)``: gradients (N, C, P) and label probabilities (N, C); data labels have C = 1."""
     check_labels(labels)
-    G = _finite("G", G)
+    G = finite("G", G)
     check_p(labels, p is not None)
     if labels == "data":
         if G.ndim != 2 or 0 in G.shape:
             raise ValueError(f"G must have shape (N, P) with labels='data', got {G.shape}")
         return G[:, None, :], np.ones((G.shape[0], 1))
-    p = _finite("p", p)
+    p = finite("p", p)
     if G.ndim != 3 or 0 in G.shape or p.shape != G.shape[:2]:
         raise ValueError(
             f"labels='model' needs G (N, C, P) and p (N, C); got G {G.shape}, p {p.shape}"

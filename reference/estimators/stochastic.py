@@ -42,18 +42,11 @@ from contract.specs.stochastic import (
     unit_interval,
 )
 from contract.specs.zeroth_order import check_seed
-from reference.estimators.gradient_noise import minibatch_moments
+from reference.estimators.gradient_noise import finite, minibatch_moments
 from reference.estimators.registry import REGISTRY
 from reference.oracle import probe
 
 # --- shared input helpers (also used by reference.estimators.spectra) ----------------------
-
-
-def finite(name: str, x: Any) -> np.ndarray:
-    array = np.asarray(x, dtype=np.float64)
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
-    return array
 
 
 def vector(name: str, x: Any, n: int | None = None) -> np.ndarray:

@@ -59,12 +59,11 @@ def kind(module: nn.Module) -> str | None:
 
 
 @dataclass(frozen=True)
-class Layer:
-    """One supported layer: its module name, the module and its statistics (unflattened)."""
+class _Named:
+    """A supported layer: its module name and the module."""
 
     name: str
     module: nn.Module
-    stats: dict[str, torch.Tensor]
 
     def param(self, local: str) -> str:
         """The full parameter name of ``local`` ("weight" or "bias")."""
@@ -72,18 +71,19 @@ class Layer:
 
 
 @dataclass(frozen=True)
-class Record:
+class Layer(_Named):
+    """One supported layer with its statistics (unflattened)."""
+
+    stats: dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Record(_Named):
     """One supported layer's raw forward record: input h, output a, output gradient s."""
 
-    name: str
-    module: nn.Module
     h: torch.Tensor
     a: torch.Tensor
     s: torch.Tensor
-
-    def param(self, local: str) -> str:
-        """The full parameter name of ``local`` ("weight" or "bias")."""
-        return f"{self.name}.{local}" if self.name else local
 
 
 def collect(params: Tree, mb: ModelBatch, y: torch.Tensor | None = None) -> list[Layer]:
